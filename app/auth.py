@@ -1,0 +1,67 @@
+"""Sign-in sessions: a random token in an HttpOnly cookie, its SHA-256 in `sessions`.
+
+A token is created only at sign-in (so a session id planted before sign-in is
+worthless: no fixation) and its row is deleted at sign-out (the cookie is dead
+even if someone kept a copy). Rows live in `capteo.db`: sessions survive a restart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+from app import audit, clock
+from app.db import Database
+
+COOKIE = "capteo_session"
+LIFETIME = timedelta(days=14)
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def start_session(db: Database, *, user_id: int, business_id: int) -> str:
+    """A new session token for a user working in a business."""
+    token = secrets.token_urlsafe(32)
+    now = clock.now()
+    with db.write() as conn:
+        conn.execute(
+            "INSERT INTO sessions (token_hash, user_id, business_id, created_at, expires_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (_hash(token), user_id, business_id, now.isoformat(timespec="seconds"),
+             (now + LIFETIME).isoformat(timespec="seconds")),
+        )
+        conn.execute("DELETE FROM sessions WHERE expires_at < ?", (now.isoformat(timespec="seconds"),))
+        audit.record(conn, actor=f"user:{user_id}", action="session.start", entity="user",
+                     entity_id=user_id, business_id=business_id)
+    return token
+
+
+def session_for(db: Database, token: str | None) -> dict | None:
+    """The live session (with user and business) for a cookie value, or None."""
+    if not token:
+        return None
+    return db.query_one(
+        """SELECT s.user_id, s.business_id, u.email, u.name AS user_name, m.role,
+                  b.slug, b.name AS business_name, b.timezone
+           FROM sessions s
+           JOIN users u ON u.id = s.user_id
+           JOIN memberships m ON m.user_id = s.user_id AND m.business_id = s.business_id
+           JOIN businesses b ON b.id = s.business_id
+           WHERE s.token_hash = ? AND s.expires_at > ?""",
+        (_hash(token), clock.now_iso()),
+    )
+
+
+def end_session(db: Database, token: str | None) -> None:
+    if not token:
+        return
+    with db.write() as conn:
+        for row in list(conn.execute(
+            "SELECT user_id, business_id FROM sessions WHERE token_hash = ?", (_hash(token),)
+        )):
+            audit.record(conn, actor=f"user:{row['user_id']}", action="session.end", entity="user",
+                         entity_id=row["user_id"], business_id=row["business_id"])
+        conn.execute("DELETE FROM sessions WHERE token_hash = ?", (_hash(token),))

@@ -1,0 +1,121 @@
+"""Businesses (the tenants), their users and memberships.
+
+Passwords are hashed with argon2 (argon2-cffi): a memory-hard hash, and the
+library rehash-checks old parameters for us.
+"""
+
+from __future__ import annotations
+
+import re
+
+import apsw
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from app import audit, clock
+from app.db import Database
+
+_hasher = PasswordHasher()
+# Hash of a throwaway password, so an unknown email costs as much as a wrong password.
+_DUMMY_HASH = _hasher.hash("capteo-timing-equalizer")
+
+SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class BusinessError(ValueError):
+    """A business or user could not be created; the message says why."""
+
+
+def create_business(
+    conn: apsw.Connection,
+    *,
+    slug: str,
+    name: str,
+    timezone: str,
+    language: str = "fr",
+    actor: str = "operator",
+) -> int:
+    if not SLUG_RE.match(slug):
+        raise BusinessError(
+            f"slug {slug!r}: use 1-40 lowercase letters, digits and hyphens (e.g. plomberie-gagnon)"
+        )
+    if not name.strip():
+        raise BusinessError("the business name is empty")
+    if any(True for _ in conn.execute("SELECT 1 FROM businesses WHERE slug = ?", (slug,))):
+        raise BusinessError(f"slug {slug!r} is already taken")
+    conn.execute(
+        "INSERT INTO businesses (slug, name, timezone, language, created_at) VALUES (?, ?, ?, ?, ?)",
+        (slug, name.strip(), timezone, language, clock.now_iso()),
+    )
+    business_id = conn.last_insert_rowid()
+    audit.record(conn, actor=actor, action="business.create", entity="business",
+                 entity_id=business_id, business_id=business_id, fields=["slug", "name"])
+    return business_id
+
+
+def add_user(
+    conn: apsw.Connection,
+    *,
+    business_id: int,
+    email: str,
+    password: str,
+    role: str = "owner",
+    name: str = "",
+    language: str = "fr",
+    actor: str = "operator",
+) -> int:
+    """Create the user if needed and give them `role` in the business."""
+    email = email.strip()
+    if not EMAIL_RE.match(email):
+        raise BusinessError(f"{email!r} is not an email address")
+    if len(password) < 10:
+        raise BusinessError("the password must have at least 10 characters")
+    existing = list(conn.execute("SELECT id FROM users WHERE email = ?", (email,)))
+    if existing:
+        user_id = existing[0]["id"]
+    else:
+        conn.execute(
+            "INSERT INTO users (email, name, password_hash, language, created_at) VALUES (?, ?, ?, ?, ?)",
+            (email, name, _hasher.hash(password), language, clock.now_iso()),
+        )
+        user_id = conn.last_insert_rowid()
+    conn.execute(
+        "INSERT OR REPLACE INTO memberships (business_id, user_id, role) VALUES (?, ?, ?)",
+        (business_id, user_id, role),
+    )
+    audit.record(conn, actor=actor, action="membership.create", entity="user",
+                 entity_id=user_id, business_id=business_id, fields=["email", "role"])
+    return user_id
+
+
+def authenticate(db: Database, email: str, password: str) -> dict | None:
+    """The user with this email and password, or None. Same cost either way."""
+    user = db.query_one("SELECT * FROM users WHERE email = ?", (email.strip(),))
+    try:
+        _hasher.verify(user["password_hash"] if user and user["password_hash"] else _DUMMY_HASH, password)
+    except (VerificationError, InvalidHashError):
+        return None
+    return user if user and user["password_hash"] else None
+
+
+def get_user(db: Database, user_id: int) -> dict | None:
+    return db.query_one("SELECT id, email, name, language FROM users WHERE id = ?", (user_id,))
+
+
+def memberships(db: Database, user_id: int) -> list[dict]:
+    """The businesses a user belongs to, with their role, by name."""
+    return db.query(
+        """SELECT b.id, b.slug, b.name, b.timezone, b.language, m.role
+           FROM memberships m JOIN businesses b ON b.id = m.business_id
+           WHERE m.user_id = ? ORDER BY b.name""",
+        (user_id,),
+    )
+
+
+def get_by_slug(db: Database, slug: str) -> dict | None:
+    return db.query_one("SELECT * FROM businesses WHERE slug = ?", (slug,))
+
+
+def count(db: Database) -> int:
+    return db.query_one("SELECT count(*) AS n FROM businesses")["n"]

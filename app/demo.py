@@ -1,0 +1,67 @@
+"""The demo business created on first start, so a newcomer has something to try."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+
+from app import businesses, clock, leads
+from app.config import Config
+from app.db import Database
+
+DEMO_SLUG = "demo"
+DEMO_EMAIL = "demo@capteo.test"
+
+# Fictional people; 555-01xx numbers are reserved for fiction in North America.
+SAMPLE_LEADS = [
+    dict(channel="phone", language="fr", status="new", hours_ago=1, first_name="Hélène",
+         last_name="Côté", phone="+15145550101", street_address="4521 rue Saint-Hubert",
+         postal_code="H2J 2X7",
+         need="Dégât d'eau au sous-sol, tuyau brisé sous l'évier de la salle de lavage"),
+    dict(channel="web", language="en", status="new", hours_ago=5, first_name="Marc-André",
+         last_name="Lefebvre", phone="+14385550102", email="ma.lefebvre@example.com",
+         need="Quote for a level 2 EV charger in the garage, within a few weeks"),
+    dict(channel="web", language="fr", status="scheduled", hours_ago=26, first_name="Julie",
+         last_name="Tremblay", phone="+14185550105", postal_code="G1R 4P5",
+         need="Remplacement du chauffe-eau, rendez-vous jeudi après-midi"),
+    dict(channel="phone", language="fr", status="contacted", hours_ago=50, first_name="Éric",
+         last_name="Bélanger", phone="+15795550104", street_address="88 rue des Érables",
+         need="Fournaise en panne, maison à 15 °C"),
+    dict(channel="web", language="en", status="closed", hours_ago=120, first_name="Priya",
+         last_name="Nair", phone="+15145550177", email="priya.nair@example.com",
+         postal_code="H3Z 2Y7", need="Leaking kitchen faucet, replaced"),
+]
+
+
+def ensure(db: Database, config: Config) -> str | None:
+    """Create the demo business when the database has no business at all.
+    Returns the owner's password when it was just created (printed once), else None."""
+    if not config.get("demo", "create") or businesses.count(db):
+        return None
+    password = secrets.token_urlsafe(9)
+    now = clock.now()
+    with db.write() as conn:
+        # Re-check inside the write lock: two processes may start together.
+        if any(True for _ in conn.execute("SELECT 1 FROM businesses LIMIT 1")):
+            return None
+        business_id = businesses.create_business(
+            conn, slug=DEMO_SLUG, name="Plomberie Démo", timezone=config.get("i18n", "default_timezone"),
+            actor="system:demo",
+        )
+        businesses.add_user(conn, business_id=business_id, email=DEMO_EMAIL, password=password,
+                            name="Démo", actor="system:demo")
+        for sample in SAMPLE_LEADS:
+            sample = dict(sample)
+            created = (now - timedelta(hours=sample.pop("hours_ago"))).isoformat(timespec="seconds")
+            leads.create(conn, business_id=business_id, actor="system:demo", created_at=created, **sample)
+    url = config.public_url
+    print(
+        f"\nDemo business created. Sign in at {url}/fr/login\n"
+        f"  email:    {DEMO_EMAIL}\n  password: {password}\n"
+        f"(also kept in {config.data_dir / 'secrets' / 'demo-password'})\n",
+        flush=True,
+    )
+    path = config.data_dir / "secrets" / "demo-password"
+    path.write_text(password + "\n")
+    path.chmod(0o600)
+    return password

@@ -1,0 +1,139 @@
+"""Languages: gettext catalogs from `locales/` and fr-CA / en-CA formatting.
+
+The language of a request comes from its URL (`/fr/…`, `/en/…`) and lives in a
+ContextVar for the duration of the request, so Jinja's `_()` (installed once, for
+the whole environment) and the formatters below answer in that request's language.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from babel import Locale
+from babel.dates import format_date as _format_date
+from babel.dates import format_datetime as _format_datetime
+from babel.support import Translations
+
+from app.config import ROOT
+
+LANGUAGES = ("fr", "en")
+LOCALES = {"fr": "fr_CA", "en": "en_CA"}
+LOCALES_DIR = ROOT / "locales"
+
+current_language: ContextVar[str] = ContextVar("current_language", default="fr")
+
+
+class CatalogMissing(RuntimeError):
+    pass
+
+
+@lru_cache(maxsize=None)
+def translations(lang: str) -> Translations:
+    mo = LOCALES_DIR / lang / "LC_MESSAGES" / "messages.mo"
+    if not mo.exists():
+        raise CatalogMissing(
+            f"{mo} is missing: compile the catalogs with `make locales` (part of `make run`)"
+        )
+    return Translations.load(str(LOCALES_DIR), [lang], domain="messages")
+
+
+def check_catalogs() -> None:
+    """Fail at start-up, not on the first page, when a catalog was not compiled."""
+    for lang in LANGUAGES:
+        translations(lang)
+
+
+def gettext(message: str) -> str:
+    return translations(current_language.get()).ugettext(message)
+
+
+def ngettext(singular: str, plural: str, n: int) -> str:
+    return translations(current_language.get()).ungettext(singular, plural, n)
+
+
+def pgettext(context: str, message: str) -> str:
+    return translations(current_language.get()).upgettext(context, message)
+
+
+def npgettext(context: str, singular: str, plural: str, n: int) -> str:
+    return translations(current_language.get()).unpgettext(context, singular, plural, n)
+
+
+def gettext_in(lang: str, message: str) -> str:
+    """Translate into a language other than the request's (an SMS in the owner's language)."""
+    return translations(lang).ugettext(message)
+
+
+def other_language(lang: str) -> str:
+    return "en" if lang == "fr" else "fr"
+
+
+def language_name(lang: str) -> str:
+    """The language's own name, capitalised: «Français», "English"."""
+    return Locale.parse(LOCALES[lang]).get_display_name(LOCALES[lang]).split(" (")[0].capitalize()
+
+
+def best_language(accept_language: str | None, default: str = "fr") -> str:
+    """The first of our languages named in an Accept-Language header, by its q weights."""
+    if not accept_language:
+        return default
+    choices: list[tuple[float, int, str]] = []
+    for i, part in enumerate(accept_language.split(",")):
+        tag, _, params = part.strip().partition(";")
+        q = 1.0
+        params = params.strip()
+        if params.startswith("q="):
+            try:
+                q = float(params[2:])
+            except ValueError:
+                q = 0.0
+        primary = tag.strip().lower().split("-")[0]
+        if primary in LANGUAGES and q > 0:
+            choices.append((-q, i, primary))
+    return min(choices)[2] if choices else default
+
+
+def _to_zone(value: datetime | str, tz: str) -> datetime:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.astimezone(ZoneInfo(tz))
+
+
+def format_datetime(value: datetime | str | None, tz: str, fmt: str = "medium") -> str:
+    """A UTC timestamp shown in the business's time zone, fr-CA or en-CA style."""
+    if value is None or value == "":
+        return ""
+    return _format_datetime(_to_zone(value, tz), format=fmt, locale=LOCALES[current_language.get()])
+
+
+def format_date(value: datetime | str | None, tz: str, fmt: str = "long") -> str:
+    if value is None or value == "":
+        return ""
+    return _format_date(_to_zone(value, tz).date(), format=fmt, locale=LOCALES[current_language.get()])
+
+
+def catalog_path(lang: str) -> Path:
+    return LOCALES_DIR / lang / "LC_MESSAGES" / "messages.po"
+
+
+def format_phone(e164: str | None) -> str:
+    """A stored E.164 number as people here write it: «514 555-0101» in French (OQLF
+    style), "(514) 555-0101" in English; international numbers in international format."""
+    if not e164:
+        return ""
+    import phonenumbers
+
+    try:
+        number = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return e164
+    if number.country_code != 1:
+        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+    national = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
+    if current_language.get() == "fr":
+        national = national.replace("(", "").replace(") ", " ")
+    return national

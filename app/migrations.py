@@ -1,0 +1,151 @@
+"""Schema of `capteo.db`, as numbered sqlite-utils migrations.
+
+A migration is never edited once it has shipped: change the schema with a new
+numbered function. They run at start-up and with `run.py migrate`, on their own
+stdlib-sqlite3 connection (sqlite-utils cannot write through apsw).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+migrations = Migrations("capteo")
+
+
+def _run(db: sqlite_utils.Database, *statements: str) -> None:
+    for sql in statements:
+        db.execute(sql)
+
+
+@migrations()
+def m001_businesses_and_users(db: sqlite_utils.Database) -> None:
+    _run(
+        db,
+        """CREATE TABLE businesses (
+            id INTEGER PRIMARY KEY,
+            slug TEXT NOT NULL UNIQUE,
+            name TEXT NOT NULL,
+            timezone TEXT NOT NULL,
+            language TEXT NOT NULL DEFAULT 'fr' CHECK (language IN ('fr', 'en')),
+            phone TEXT,
+            created_at TEXT NOT NULL
+        )""",
+        """CREATE TABLE users (
+            id INTEGER PRIMARY KEY,
+            email TEXT NOT NULL UNIQUE COLLATE NOCASE,
+            name TEXT NOT NULL DEFAULT '',
+            password_hash TEXT,
+            language TEXT NOT NULL DEFAULT 'fr' CHECK (language IN ('fr', 'en')),
+            created_at TEXT NOT NULL
+        )""",
+        """CREATE TABLE memberships (
+            business_id INTEGER NOT NULL REFERENCES businesses(id),
+            user_id INTEGER NOT NULL REFERENCES users(id),
+            role TEXT NOT NULL CHECK (role IN ('owner', 'member')),
+            PRIMARY KEY (business_id, user_id)
+        )""",
+        "CREATE INDEX memberships_user ON memberships(user_id)",
+    )
+
+
+@migrations()
+def m002_leads(db: sqlite_utils.Database) -> None:
+    _run(
+        db,
+        """CREATE TABLE leads (
+            id INTEGER PRIMARY KEY,
+            business_id INTEGER NOT NULL REFERENCES businesses(id),
+            reference TEXT NOT NULL UNIQUE,
+            channel TEXT NOT NULL CHECK (channel IN ('web', 'phone', 'chat')),
+            status TEXT NOT NULL DEFAULT 'new'
+                CHECK (status IN ('new', 'scheduled', 'contacted', 'closed', 'archived', 'anonymized')),
+            language TEXT NOT NULL DEFAULT 'fr' CHECK (language IN ('fr', 'en')),
+            first_name TEXT,
+            last_name TEXT,
+            phone TEXT,
+            email TEXT,
+            street_address TEXT,
+            postal_code TEXT,
+            need TEXT,
+            notes TEXT,
+            custom_fields TEXT NOT NULL DEFAULT '{}',
+            latitude REAL,
+            longitude REAL,
+            consent_text TEXT,
+            consent_version TEXT,
+            consent_at TEXT,
+            session_id TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            archived_at TEXT,
+            anonymized_at TEXT
+        )""",
+        "CREATE INDEX leads_business_status ON leads(business_id, status, created_at)",
+        # Anonymization is terminal: no code path, and no bug, can bring a lead back.
+        """CREATE TRIGGER leads_anonymized_is_final
+           BEFORE UPDATE OF status ON leads
+           WHEN OLD.status = 'anonymized' AND NEW.status != 'anonymized'
+           BEGIN SELECT RAISE(ABORT, 'an anonymized lead cannot change status'); END""",
+    )
+
+
+@migrations()
+def m003_audit_log(db: sqlite_utils.Database) -> None:
+    _run(
+        db,
+        """CREATE TABLE audit_log (
+            id INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            business_id INTEGER,
+            action TEXT NOT NULL,
+            entity TEXT NOT NULL,
+            entity_id TEXT,
+            fields TEXT NOT NULL DEFAULT '[]',
+            prev_hash TEXT NOT NULL,
+            hash TEXT NOT NULL
+        )""",
+        "CREATE INDEX audit_log_business ON audit_log(business_id, id)",
+        # Append-only: the database itself refuses to rewrite history.
+        """CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+           BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END""",
+        """CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+           BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END""",
+    )
+
+
+@migrations()
+def m004_sessions_and_heartbeats(db: sqlite_utils.Database) -> None:
+    _run(
+        db,
+        # Only a hash of the session token is stored: a copy of the data directory
+        # does not hand out live sessions.
+        """CREATE TABLE sessions (
+            token_hash TEXT PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES users(id),
+            business_id INTEGER NOT NULL REFERENCES businesses(id),
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL
+        )""",
+        "CREATE INDEX sessions_expiry ON sessions(expires_at)",
+        """CREATE TABLE heartbeats (
+            name TEXT PRIMARY KEY,
+            at TEXT NOT NULL
+        )""",
+    )
+
+
+def apply(db_path: str | Path) -> list[str]:
+    """Apply pending migrations; returns the names applied (empty when up to date)."""
+    db = sqlite_utils.Database(str(db_path))
+    try:
+        db.execute("PRAGMA journal_mode = WAL")
+        db.conn.execute(f"PRAGMA busy_timeout = 5000")
+        pending = [m.name for m in migrations.pending(db)]
+        migrations.apply(db)
+        return pending
+    finally:
+        db.close()

@@ -1,0 +1,264 @@
+#!/usr/bin/env python3
+"""Capteo's one entry point.
+
+    python run.py                      serve the web app and run the queue worker in-process
+    python run.py migrate              apply pending database migrations
+    python run.py worker               run the queue worker alone
+    python run.py business create --slug S --name NAME --owner EMAIL --password P
+    python run.py backup DEST          consistent copy of the data directory, while running
+    python run.py audit verify         check the audit log's hash chain
+    python run.py check                validate the configuration; say what is missing
+    python run.py systemd-unit         print a systemd unit for this installation
+
+`--config FILE` (or CAPTEO_CONFIG) selects another configuration file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from app import config as config_mod
+
+ROOT = Path(__file__).resolve().parent
+
+
+def _load(args: argparse.Namespace) -> config_mod.Config:
+    return config_mod.load(args.config)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from app.web import create_app
+
+    config = _load(args)
+    app = create_app(config, run_worker=not args.no_worker)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=config.get("server", "host"),
+            port=config.get("server", "port"),
+            log_level="info",
+            proxy_headers=False,
+            server_header=False,
+            # In-flight requests get this long; the worker's own timeout follows.
+            timeout_graceful_shutdown=10,
+        )
+    )
+    print(f"Capteo listening on http://{config.get('server', 'host')}:{config.get('server', 'port')}/ "
+          f"(data: {config.data_dir})", flush=True)
+    server.run()
+    return 0
+
+
+def _prepare(config: config_mod.Config):
+    from app import migrations
+    from app.db import Database
+
+    config.ensure_dirs()
+    migrations.apply(config.db_path)
+    return Database(config.db_path)
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from app import migrations
+
+    config = _load(args)
+    config.ensure_dirs()
+    applied = migrations.apply(config.db_path)
+    print(f"applied: {', '.join(applied)}" if applied else "database is up to date")
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    import jobs
+
+    config = _load(args)
+    db = _prepare(config)
+    huey = jobs.configure(config, db)
+    consumer = huey.create_consumer(
+        workers=config.get("queue", "workers"), worker_type="thread", periodic=True,
+        max_delay=1.0, shutdown_timeout=config.get("queue", "shutdown_timeout"),
+    )
+    consumer.run()
+    return 0
+
+
+def cmd_business_create(args: argparse.Namespace) -> int:
+    from app import businesses
+
+    config = _load(args)
+    db = _prepare(config)
+    password = args.password
+    if password is None and args.password_file:
+        password = Path(args.password_file).read_text().strip()
+    if not password:
+        print("error: give --password or --password-file", file=sys.stderr)
+        return 2
+    try:
+        with db.write() as conn:
+            business_id = businesses.create_business(
+                conn, slug=args.slug, name=args.name,
+                timezone=args.timezone or config.get("i18n", "default_timezone"),
+                language=args.language,
+            )
+            businesses.add_user(conn, business_id=business_id, email=args.owner, password=password,
+                                role="owner", language=args.language)
+    except businesses.BusinessError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    url = config.public_url
+    print(f"business {args.slug!r} created (id {business_id}); owner {args.owner} signs in at "
+          f"{url}/{args.language}/login")
+    return 0
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    from app.backup import BackupError, backup
+
+    config = _load(args)
+    try:
+        report = backup(config.data_dir, Path(args.dest), include_models=args.include_models)
+    except BackupError as e:
+        print(f"backup failed: {e}", file=sys.stderr)
+        return 1
+    dbs = ", ".join(f"{k} {v}" for k, v in report.databases.items())
+    print(f"backup written to {report.dest}: {dbs}; {report.files} other files, "
+          f"{report.bytes / 1e6:.1f} MB")
+    return 0
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from app import audit
+
+    config = _load(args)
+    db = _prepare(config)
+    result = audit.verify(db.reader())
+    if result.ok:
+        print(f"audit log OK: {result.checked} entries, chain intact")
+        return 0
+    print(f"audit log BROKEN at entry {result.first_broken_id}: {result.reason} "
+          f"({result.checked} entries before it are intact)")
+    return 1
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from app import health, i18n, migrations
+
+    config = _load(args)  # raises ConfigError on any bad value
+    problems = 0
+    print(f"configuration: {config.path} OK")
+    print(f"data directory: {config.data_dir}")
+    try:
+        config.ensure_dirs()
+        probe = config.data_dir / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as e:
+        print(f"  MISSING: the data directory is not writable ({e.strerror})")
+        problems += 1
+    try:
+        i18n.check_catalogs()
+        print("translations: compiled")
+    except i18n.CatalogMissing as e:
+        print(f"  MISSING: {e}")
+        problems += 1
+    if config.db_path.exists():
+        import sqlite_utils
+
+        pending = migrations.migrations.pending(sqlite_utils.Database(str(config.db_path)))
+        print(f"database: {config.db_path} ({len(pending)} migrations pending; applied at start-up)")
+    else:
+        print(f"database: {config.db_path} will be created at start-up")
+    print(f"GPU: {'yes' if health.has_gpu() else 'no (models run on the CPU)'}")
+    for kind, info in health.models_present(config).items():
+        state = "present" if info["present"] else "MISSING"
+        print(f"model {kind}: {info['name']} {state} ({info['path']})")
+        if not info["present"]:
+            problems += 1
+    print(f"{problems} thing(s) missing" if problems else "nothing missing")
+    return 1 if problems else 0
+
+
+def cmd_systemd_unit(args: argparse.Namespace) -> int:
+    config = _load(args)
+    python = ROOT / ".venv" / "bin" / "python"
+    timeout = int(config.get("queue", "shutdown_timeout")) + 15
+    print(f"""# /etc/systemd/system/capteo.service — generated by `run.py systemd-unit`
+[Unit]
+Description=Capteo (web app and background worker)
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+Type=simple
+User={os.environ.get('SUDO_USER') or os.environ.get('USER') or 'capteo'}
+WorkingDirectory={ROOT}
+ExecStart={python} {ROOT / 'run.py'} --config {config.path}
+Restart=on-failure
+RestartSec=3
+# SIGTERM lets requests and running tasks finish; past this, systemd kills.
+KillSignal=SIGTERM
+TimeoutStopSec={timeout}
+Environment=PYTHONUNBUFFERED=1
+NoNewPrivileges=true
+PrivateTmp=true
+ProtectSystem=strict
+ProtectHome=read-only
+ReadWritePaths={config.data_dir}
+
+[Install]
+WantedBy=multi-user.target""")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="run.py", description="Capteo")
+    parser.add_argument("--config", help="configuration file (default: capteo.toml or $CAPTEO_CONFIG)")
+    parser.add_argument("--no-worker", action="store_true", help="serve without the in-process worker")
+    parser.set_defaults(func=cmd_serve)
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("serve", help="serve the app (the default)").set_defaults(func=cmd_serve)
+    sub.add_parser("migrate", help="apply pending migrations").set_defaults(func=cmd_migrate)
+    sub.add_parser("worker", help="run the queue worker alone").set_defaults(func=cmd_worker)
+
+    business = sub.add_parser("business", help="manage businesses").add_subparsers(dest="action", required=True)
+    create = business.add_parser("create", help="create a business and its owner")
+    create.add_argument("--slug", required=True)
+    create.add_argument("--name", required=True)
+    create.add_argument("--owner", required=True, help="owner's email")
+    create.add_argument("--password", help="owner's password (or --password-file)")
+    create.add_argument("--password-file")
+    create.add_argument("--timezone")
+    create.add_argument("--language", choices=["fr", "en"], default="fr")
+    create.set_defaults(func=cmd_business_create)
+
+    bk = sub.add_parser("backup", help="consistent copy of the data directory")
+    bk.add_argument("dest")
+    bk.add_argument("--include-models", action="store_true")
+    bk.set_defaults(func=cmd_backup)
+
+    audit = sub.add_parser("audit", help="audit log").add_subparsers(dest="action", required=True)
+    audit.add_parser("verify", help="check the hash chain").set_defaults(func=cmd_audit_verify)
+
+    sub.add_parser("check", help="validate configuration, list what is missing").set_defaults(func=cmd_check)
+    sub.add_parser("systemd-unit", help="print a systemd unit file").set_defaults(func=cmd_systemd_unit)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except config_mod.ConfigError as e:
+        print(f"configuration error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
