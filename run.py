@@ -168,9 +168,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"  MISSING: {e}")
         problems += 1
     if config.db_path.exists():
-        import sqlite_utils
-
-        pending = migrations.migrations.pending(sqlite_utils.Database(str(config.db_path)))
+        pending = migrations.pending(config.db_path)
         print(f"database: {config.db_path} ({len(pending)} migrations pending; applied at start-up)")
     else:
         print(f"database: {config.db_path} will be created at start-up")

@@ -8,7 +8,7 @@ from urllib.parse import quote
 from litestar import Request, Response, Router, get, post
 from litestar.datastructures import Cookie
 from litestar.enums import RequestEncodingType
-from litestar.params import Body
+from litestar.params import Body, FromQuery
 from litestar.response import Redirect, Template
 
 from app import audit, auth, businesses, i18n, leads
@@ -42,7 +42,7 @@ def _to_login(request: Request) -> Redirect:
 
 
 @get("/login", name="login", sync_to_thread=True)
-def login_page(request: Request, next: str | None = None) -> Template | Redirect:
+def login_page(request: Request, next: FromQuery[str | None] = None) -> Template | Redirect:
     if current_session(request):
         return Redirect(_safe_next(next), status_code=303)
     return Template("login.html", context={"next": _safe_next(next), "email": "", "error": None})
@@ -84,7 +84,7 @@ def app_home() -> Redirect:
 
 
 @get("/app/leads", name="leads", sync_to_thread=True)
-def lead_inbox(request: Request, status: str | None = None) -> Template | Response:
+def lead_inbox(request: Request, status: FromQuery[str | None] = None) -> Template | Response:
     session = current_session(request)
     if session is None:
         return _to_login(request)

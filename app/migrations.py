@@ -2,11 +2,18 @@
 
 A migration is never edited once it has shipped: change the schema with a new
 numbered function. They run at start-up and with `run.py migrate`, on their own
-stdlib-sqlite3 connection (sqlite-utils cannot write through apsw).
+stdlib-sqlite3 connection (sqlite-utils cannot write through apsw) -- and in a
+child process: apsw carries its own copy of SQLite, and two copies of SQLite in
+one process break each other's POSIX locks on the same file (closing one copy's
+file descriptor drops the other's locks), which shows up as "disk I/O error" or,
+worse, as corruption. One process, one SQLite.
 """
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import sqlite_utils
@@ -139,13 +146,43 @@ def m004_sessions_and_heartbeats(db: sqlite_utils.Database) -> None:
 
 
 def apply(db_path: str | Path) -> list[str]:
-    """Apply pending migrations; returns the names applied (empty when up to date)."""
+    """Apply pending migrations in a child process; returns the names applied
+    (empty when up to date). Raises RuntimeError with the child's error."""
+    result = subprocess.run(
+        [sys.executable, "-m", "app.migrations", str(db_path)],
+        capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"migrations failed on {db_path}:\n{result.stderr.strip()}")
+    return json.loads(result.stdout)
+
+
+def pending(db_path: str | Path) -> list[str]:
+    """Names of migrations not yet applied (reads only; safe in the operator's CLI)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "app.migrations", "--pending", str(db_path)],
+        capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(result.stderr.strip())
+    return json.loads(result.stdout)
+
+
+def _apply_here(db_path: str | Path) -> list[str]:
     db = sqlite_utils.Database(str(db_path))
     try:
         db.execute("PRAGMA journal_mode = WAL")
-        db.conn.execute(f"PRAGMA busy_timeout = 5000")
+        db.conn.execute("PRAGMA busy_timeout = 5000")
         pending = [m.name for m in migrations.pending(db)]
         migrations.apply(db)
         return pending
     finally:
         db.close()
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "--pending":
+        _db = sqlite_utils.Database(sys.argv[2])
+        print(json.dumps([m.name for m in migrations.pending(_db)]))
+    else:
+        print(json.dumps(_apply_here(sys.argv[1])))

@@ -88,11 +88,15 @@ def make_environment() -> Environment:
     return env
 
 
+class UnknownLanguage(NotFoundException):
+    """`/de/…`: a 404 page, not the bare-URL language chooser."""
+
+
 async def set_language(request: Request) -> None:
     """Router hook for every `/{lang}/…` route: an unknown language is a 404."""
     lang = request.path_params.get("lang")
     if lang not in i18n.LANGUAGES:
-        raise NotFoundException()
+        raise UnknownLanguage()
     i18n.current_language.set(lang)
 
 
@@ -112,7 +116,7 @@ def error_page(request: Request, exc: Exception) -> Response:
         return Response({"status_code": status, "detail": detail}, status_code=status)
     path = request.url.path
     if status == 404 and request.method == "GET" and not language_from_path(path) \
-            and not path.startswith(NOT_LOCALIZED):
+            and not path.startswith(NOT_LOCALIZED) and not isinstance(exc, UnknownLanguage):
         from app.pages import bare
 
         return bare(request, path)
