@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -49,6 +50,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             timeout_graceful_shutdown=10,
         )
     )
+    # uvicorn re-raises the stop signal once it has shut down cleanly; with these
+    # handlers in place that ends the process with exit code 0, not "killed by SIGTERM".
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, frame: None)
     print(f"Capteo listening on http://{config.get('server', 'host')}:{config.get('server', 'port')}/ "
           f"(data: {config.data_dir})", flush=True)
     server.run()

@@ -44,9 +44,11 @@ def healthz(request: Request) -> Response:
     except Exception:  # queue file unreadable: report it rather than fail the probe
         depth = None
     # A round trip through the queue proves a worker is taking work, wherever it runs.
+    requested = None
     if depth == 0 and health.should_ask_for_beat():
-        jobs.system.heartbeat()
+        requested = jobs.system.heartbeat().id
     body = health.status(db, config, depth)
+    body["heartbeat_requested"] = requested
     return Response(body, status_code=200 if body["ok"] else 503)
 
 

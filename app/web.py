@@ -93,10 +93,12 @@ class UnknownLanguage(NotFoundException):
 
 
 async def set_language(request: Request) -> None:
-    """Router hook for every `/{lang}/…` route: an unknown language is a 404."""
+    """Router hook for every `/{lang}/…` route. `/login` also lands here (as lang
+    "login"): a plain 404, which the error handler turns into the language chooser;
+    `/de/…` is a language we do not have: a real 404."""
     lang = request.path_params.get("lang")
     if lang not in i18n.LANGUAGES:
-        raise UnknownLanguage()
+        raise UnknownLanguage() if len(lang) == 2 else NotFoundException()
     i18n.current_language.set(lang)
 
 

@@ -77,11 +77,14 @@ def free_port() -> int:
 class ServerProcess:
     """`python run.py` for real: its own process, port and data directory."""
 
-    def __init__(self, directory: Path, demo: bool = True, extra_env: dict | None = None):
+    def __init__(self, directory: Path, demo: bool = True, extra_env: dict | None = None,
+                 script: Path = ROOT / "run.py", queue: dict | None = None):
+        self.script = script
         self.directory = directory
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.config_path = write_config(directory, demo=demo, server={"port": self.port})
+        self.config_path = write_config(directory, demo=demo, server={"port": self.port},
+                                        **({"queue": queue} if queue else {}))
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("CAPTEO_")}
         self.env.update(extra_env or {})
         self.log = directory / "server.log"
@@ -91,7 +94,7 @@ class ServerProcess:
         """Start and wait for the first 200; returns the seconds it took."""
         t0 = time.monotonic()
         self.proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "run.py"), "--config", str(self.config_path)],
+            [sys.executable, str(self.script), "--config", str(self.config_path)],
             cwd=ROOT, env=self.env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT,
         )
         while time.monotonic() - t0 < timeout:

@@ -27,6 +27,12 @@ def test_language_switch_keeps_the_page_and_query(client):
 
 def test_unknown_language_is_404(client):
     assert client.get("/de/").status_code == 404
+    assert client.get("/de/login").status_code == 404
+
+
+def test_bare_single_segment_goes_to_the_chooser(client):
+    r = client.get("/login")
+    assert r.status_code == 200 and 'data-target="/login"' in r.text
 
 
 def test_security_headers_on_pages_errors_and_static(client):

@@ -1,0 +1,69 @@
+"""The operator's commands, run as the operator runs them."""
+
+import subprocess
+import sys
+
+from tests.conftest import ROOT, write_config
+
+
+def run(config_path, *args, env=None):
+    return subprocess.run([sys.executable, str(ROOT / "run.py"), "--config", str(config_path), *args],
+                          capture_output=True, text=True, cwd=ROOT, env=env)
+
+
+def test_migrate_creates_then_is_idempotent(tmp_path):
+    cfg = write_config(tmp_path)
+    first = run(cfg, "migrate")
+    assert first.returncode == 0 and "applied: m001_businesses_and_users" in first.stdout
+    assert run(cfg, "migrate").stdout.strip() == "database is up to date"
+
+
+def test_business_create_and_refusals(tmp_path):
+    cfg = write_config(tmp_path)
+    ok = run(cfg, "business", "create", "--slug", "plomberie-gagnon", "--name", "Plomberie Gagnon",
+             "--owner", "helene@gagnon.test", "--password", "un mot de passe solide")
+    assert ok.returncode == 0, ok.stderr
+    assert "business 'plomberie-gagnon' created" in ok.stdout and "/fr/login" in ok.stdout
+    again = run(cfg, "business", "create", "--slug", "plomberie-gagnon", "--name", "X",
+                "--owner", "x@y.test", "--password", "un mot de passe solide")
+    assert again.returncode == 2 and "already taken" in again.stderr
+    bad = run(cfg, "business", "create", "--slug", "Bad Slug!", "--name", "X", "--owner", "x@y.test",
+              "--password", "un mot de passe solide")
+    assert bad.returncode == 2 and "lowercase letters" in bad.stderr
+    short = run(cfg, "business", "create", "--slug", "ok", "--name", "X", "--owner", "x@y.test",
+                "--password", "short")
+    assert short.returncode == 2 and "at least 10 characters" in short.stderr
+    assert "audit log OK: 2 entries" in run(cfg, "audit", "verify").stdout
+
+
+def test_bad_configuration_stops_with_the_key_named(tmp_path):
+    cfg = write_config(tmp_path)
+    import os
+    env = {**os.environ, "CAPTEO_SERVER_PORT": "not-a-port"}
+    for args in (["check"], ["migrate"], []):
+        result = run(cfg, *args, env=env)
+        assert result.returncode == 2
+        assert "configuration error: CAPTEO_SERVER_PORT (environment): expected an integer" in result.stderr
+
+
+def test_check_lists_what_is_missing(tmp_path):
+    cfg = write_config(tmp_path)
+    result = run(cfg, "check")
+    assert "configuration:" in result.stdout and "translations: compiled" in result.stdout
+    assert "model whisper: small MISSING" in result.stdout
+    assert "model llm: qwen2.5-3b-instruct-q4_k_m.gguf MISSING" in result.stdout
+    assert result.returncode == 1
+    (tmp_path / "data" / "models" / "whisper-small").mkdir(parents=True)
+    (tmp_path / "data" / "models" / "whisper-small" / "model.bin").write_bytes(b"x")
+    (tmp_path / "data" / "models" / "qwen2.5-3b-instruct-q4_k_m.gguf").write_bytes(b"GGUF")
+    result = run(cfg, "check")
+    assert result.returncode == 0 and "nothing missing" in result.stdout
+
+
+def test_systemd_unit(tmp_path):
+    cfg = write_config(tmp_path, queue={"shutdown_timeout": 30})
+    unit = run(cfg, "systemd-unit").stdout
+    assert f"ExecStart={ROOT}/.venv/bin/python {ROOT}/run.py --config {cfg}" in unit
+    assert f"ReadWritePaths={tmp_path / 'data'}" in unit
+    assert "KillSignal=SIGTERM" in unit and "TimeoutStopSec=45" in unit
+    assert "[Install]" in unit and "WantedBy=multi-user.target" in unit
