@@ -99,10 +99,6 @@ def authenticate(db: Database, email: str, password: str) -> dict | None:
     return user if user and user["password_hash"] else None
 
 
-def get_user(db: Database, user_id: int) -> dict | None:
-    return db.query_one("SELECT id, email, name, language FROM users WHERE id = ?", (user_id,))
-
-
 def memberships(db: Database, user_id: int) -> list[dict]:
     """The businesses a user belongs to, with their role, by name."""
     return db.query(
@@ -111,10 +107,6 @@ def memberships(db: Database, user_id: int) -> list[dict]:
            WHERE m.user_id = ? ORDER BY b.name""",
         (user_id,),
     )
-
-
-def get_by_slug(db: Database, slug: str) -> dict | None:
-    return db.query_one("SELECT * FROM businesses WHERE slug = ?", (slug,))
 
 
 def count(db: Database) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from functools import lru_cache
 from datetime import datetime, timedelta
 
 from app import clock
@@ -52,6 +53,7 @@ def whisper_model_name(config: Config, gpu: bool | None = None) -> str:
     return "large-v3-turbo" if gpu else "small"
 
 
+@lru_cache(maxsize=1)
 def has_gpu() -> bool:
     try:
         import ctranslate2

@@ -13,6 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import phonenumbers
 from babel import Locale
 from babel.dates import format_date as _format_date
 from babel.dates import format_datetime as _format_datetime
@@ -61,11 +62,6 @@ def pgettext(context: str, message: str) -> str:
 
 def npgettext(context: str, singular: str, plural: str, n: int) -> str:
     return translations(current_language.get()).unpgettext(context, singular, plural, n)
-
-
-def gettext_in(lang: str, message: str) -> str:
-    """Translate into a language other than the request's (an SMS in the owner's language)."""
-    return translations(lang).ugettext(message)
 
 
 def other_language(lang: str) -> str:
@@ -125,8 +121,6 @@ def format_phone(e164: str | None) -> str:
     style), "(514) 555-0101" in English; international numbers in international format."""
     if not e164:
         return ""
-    import phonenumbers
-
     try:
         number = phonenumbers.parse(e164, None)
     except phonenumbers.NumberParseException:

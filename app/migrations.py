@@ -145,27 +145,25 @@ def m004_sessions_and_heartbeats(db: sqlite_utils.Database) -> None:
     )
 
 
+def _in_child(*args: str) -> list[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "app.migrations", *args],
+        capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"migrations failed on {args[-1]}:\n{result.stderr.strip()}")
+    return json.loads(result.stdout)
+
+
 def apply(db_path: str | Path) -> list[str]:
     """Apply pending migrations in a child process; returns the names applied
     (empty when up to date). Raises RuntimeError with the child's error."""
-    result = subprocess.run(
-        [sys.executable, "-m", "app.migrations", str(db_path)],
-        capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"migrations failed on {db_path}:\n{result.stderr.strip()}")
-    return json.loads(result.stdout)
+    return _in_child(str(db_path))
 
 
 def pending(db_path: str | Path) -> list[str]:
-    """Names of migrations not yet applied (reads only; safe in the operator's CLI)."""
-    result = subprocess.run(
-        [sys.executable, "-m", "app.migrations", "--pending", str(db_path)],
-        capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(result.stderr.strip())
-    return json.loads(result.stdout)
+    """Names of migrations not yet applied (reads only)."""
+    return _in_child("--pending", str(db_path))
 
 
 def _apply_here(db_path: str | Path) -> list[str]:

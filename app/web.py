@@ -174,9 +174,6 @@ class InProcessWorker:
         """Let running tasks finish, up to [queue] shutdown_timeout."""
         self.consumer.stop(graceful=True)
 
-    def alive(self) -> bool:
-        return any(t.is_alive() for _, t in self.consumer.worker_threads)
-
 
 def create_app(config: Config, *, run_worker: bool = True) -> Litestar:
     from app import dashboard, pages  # routes import web helpers; import them late

@@ -78,8 +78,9 @@ class ServerProcess:
     """`python run.py` for real: its own process, port and data directory."""
 
     def __init__(self, directory: Path, demo: bool = True, extra_env: dict | None = None,
-                 script: Path = ROOT / "run.py", queue: dict | None = None):
+                 script: Path = ROOT / "run.py", queue: dict | None = None, args: tuple = ()):
         self.script = script
+        self.args = list(args)
         self.directory = directory
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -94,7 +95,7 @@ class ServerProcess:
         """Start and wait for the first 200; returns the seconds it took."""
         t0 = time.monotonic()
         self.proc = subprocess.Popen(
-            [sys.executable, str(self.script), "--config", str(self.config_path)],
+            [sys.executable, str(self.script), "--config", str(self.config_path), *self.args],
             cwd=ROOT, env=self.env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT,
         )
         while time.monotonic() - t0 < timeout:

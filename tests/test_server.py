@@ -1,6 +1,8 @@
 """`python run.py` as the operator runs it: a real process, real signals."""
 
 import signal
+import subprocess
+import sys
 import time
 
 import httpx
@@ -69,3 +71,26 @@ def test_sigterm_when_idle_exits_promptly_with_0(server):
     server.proc.send_signal(signal.SIGTERM)
     assert server.proc.wait(20) == 0
     assert time.monotonic() - t0 < 5
+
+
+def test_worker_can_run_as_its_own_process(tmp_path):
+    """`run.py --no-worker` beside `run.py worker`: the same queue file joins them."""
+    srv = ServerProcess(tmp_path, demo=False, args=("--no-worker",))
+    srv.start()
+    worker = None
+    try:
+        task_id = httpx.get(srv.url + "/healthz").json()["heartbeat_requested"]
+        time.sleep(1.5)
+        assert _queue(srv).result(task_id, preserve=True) is None  # nobody takes work yet
+        worker = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "--config", str(srv.config_path), "worker"],
+                                  cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 15
+        while _queue(srv).result(task_id, preserve=True) is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _queue(srv).result(task_id, preserve=True) is not None
+        assert httpx.get(srv.url + "/healthz").json()["worker_alive"] is True
+    finally:
+        if worker:
+            worker.send_signal(signal.SIGTERM)
+            assert worker.wait(20) == 0
+        assert srv.stop() == 0

@@ -110,12 +110,3 @@ def verify(conn: apsw.Connection) -> Verification:
         checked += 1
     return Verification(True, checked)
 
-
-def entries(conn: apsw.Connection, business_id: int, limit: int = 100) -> list[dict]:
-    """A business's most recent entries, newest first."""
-    return list(
-        conn.execute(
-            "SELECT * FROM audit_log WHERE business_id = ? ORDER BY id DESC LIMIT ?",
-            (business_id, limit),
-        )
-    )
