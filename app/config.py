@@ -83,6 +83,21 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "whisper": Key(str, "auto"),
         "llm_file": Key(str, "qwen2.5-3b-instruct-q4_k_m.gguf"),
     },
+    "forms": {
+        "rate_limit": Key(int, 5, _positive),
+        "rate_window": Key(int, 3600, _positive),
+        "token_max_age": Key(int, 86400, _positive),
+    },
+    "twilio": {
+        "account_sid": Key(str, ""),
+        "api_key_sid": Key(str, ""),
+        "from_number": Key(str, ""),
+        "messaging_service_sid": Key(str, ""),
+        "api_base": Key(str, "https://api.twilio.com", _http_url),
+    },
+    "geocoder": {
+        "api_base": Key(str, "https://geocoder.ca", _http_url),
+    },
     "demo": {
         "create": Key(bool, True),
     },
@@ -160,20 +175,31 @@ class Config:
         for d in (self.data_dir, self.audio_dir, self.models_dir, self.data_dir / "secrets"):
             d.mkdir(parents=True, exist_ok=True)
 
-    def secret(self, name: str, nbytes: int = 32) -> str:
-        """A secret from `CAPTEO_SECRET_<NAME>`, `CAPTEO_SECRET_<NAME>_FILE`, or
-        generated once into `data/secrets/<name>` (mode 0600) and reused after."""
+    def provider_secret(self, name: str) -> str | None:
+        """A credential someone else issued (never generated): `CAPTEO_SECRET_<NAME>` or
+        the file named by `CAPTEO_SECRET_<NAME>_FILE`; None when not configured."""
         env = f"CAPTEO_SECRET_{name.upper()}"
         if os.environ.get(env):
             return os.environ[env]
         if os.environ.get(env + "_FILE"):
-            try:
-                value = Path(os.environ[env + "_FILE"]).read_text().strip()
-            except OSError as e:
-                raise ConfigError(f"{env}_FILE: cannot read {os.environ[env + '_FILE']}: {e.strerror}")
-            if not value:
-                raise ConfigError(f"{env}_FILE: {os.environ[env + '_FILE']} is empty")
-            return value
+            return self._read_secret_file(env)
+        return None
+
+    def _read_secret_file(self, env: str) -> str:
+        try:
+            value = Path(os.environ[env + "_FILE"]).read_text().strip()
+        except OSError as e:
+            raise ConfigError(f"{env}_FILE: cannot read {os.environ[env + '_FILE']}: {e.strerror}")
+        if not value:
+            raise ConfigError(f"{env}_FILE: {os.environ[env + '_FILE']} is empty")
+        return value
+
+    def secret(self, name: str, nbytes: int = 32) -> str:
+        """A secret from `CAPTEO_SECRET_<NAME>`, `CAPTEO_SECRET_<NAME>_FILE`, or
+        generated once into `data/secrets/<name>` (mode 0600) and reused after."""
+        provided = self.provider_secret(name)
+        if provided:
+            return provided
         path = self.data_dir / "secrets" / name
         if path.exists():
             return path.read_text().strip()

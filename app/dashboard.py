@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 from urllib.parse import quote
 
 from litestar import Request, Response, Router, get, post
 from litestar.datastructures import Cookie
 from litestar.enums import RequestEncodingType
-from litestar.params import Body, FromQuery
+from litestar.exceptions import NotFoundException
+from litestar.params import Body, FromPath, FromQuery
 from litestar.response import Redirect, Template
 
-from app import audit, auth, businesses, i18n, leads
+from app import audit, auth, businesses, custom_fields, i18n, leads, outbox
 from app.web import set_language
 
 
@@ -108,10 +110,31 @@ def lead_inbox(request: Request, status: FromQuery[str | None] = None) -> Templa
     return Template("leads/inbox.html", context=context)
 
 
+@get("/app/leads/{lead_id:int}", name="lead", sync_to_thread=True)
+def lead_page(request: Request, lead_id: FromPath[int]) -> Template | Response:
+    session = current_session(request)
+    if session is None:
+        return _to_login(request)
+    db = request.app.state.db
+    lead = leads.get(db, session["business_id"], lead_id)
+    if lead is None:
+        raise NotFoundException()
+    with db.write() as conn:
+        audit.record(conn, actor=f"user:{session['user_id']}", action="lead.view", entity="lead",
+                     entity_id=lead_id, business_id=session["business_id"],
+                     fields=[f for f in leads.PERSONAL_FIELDS if lead.get(f)])
+    lang = _lang()
+    answers = [custom_fields.display(e, lang, i18n.gettext("Yes"), i18n.gettext("No"))
+               for e in json.loads(lead["custom_fields"] or "{}").values()]
+    return Template("leads/detail.html", context={
+        "session": session, "lead": lead, "answers": answers,
+        "messages": outbox.for_lead(db, session["business_id"], lead_id)})
+
+
 routes = [
     Router(
         path="/{lang:str}",
-        route_handlers=[login_page, login_submit, logout, app_home, lead_inbox],
+        route_handlers=[login_page, login_submit, logout, app_home, lead_inbox, lead_page],
         before_request=set_language,
     )
 ]

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from datetime import timedelta
 
-from app import businesses, clock, leads
+from app import businesses, clock, custom_fields, leads
 from app.config import Config
 from app.db import Database
 
 DEMO_SLUG = "demo"
 DEMO_EMAIL = "demo@capteo.test"
+
+DEMO_HOURS = {d: [["08:00", "17:00"]] for d in ("mon", "tue", "wed", "thu", "fri")} | {"sat": [["09:00", "12:00"]]}
+DEMO_CUSTOM_FIELDS = [
+    dict(kind="single_choice", label_fr="Type de propriété", label_en="Type of property", required=True,
+         options=[{"value": "house", "fr": "Maison", "en": "House"},
+                  {"value": "condo", "fr": "Condo ou appartement", "en": "Condo or apartment"},
+                  {"value": "business", "fr": "Commerce", "en": "Business"}]),
+    dict(kind="yes_no", label_fr="Y a-t-il de l'eau qui coule en ce moment?",
+         label_en="Is water leaking right now?"),
+]
 
 # Fictional people; 555-01xx numbers are reserved for fiction in North America.
 SAMPLE_LEADS = [
@@ -50,6 +61,12 @@ def ensure(db: Database, config: Config) -> str | None:
         )
         businesses.add_user(conn, business_id=business_id, email=DEMO_EMAIL, password=password,
                             name="Démo", actor="system:demo")
+        conn.execute(
+            "UPDATE businesses SET hours = ?, notify_phones = ?, phone = ? WHERE id = ?",
+            (json.dumps(DEMO_HOURS), json.dumps(["+15145550100"]), "+15145550100", business_id),
+        )
+        for field in DEMO_CUSTOM_FIELDS:
+            custom_fields.add(conn, business_id=business_id, **field)
         for sample in SAMPLE_LEADS:
             sample = dict(sample)
             created = (now - timedelta(hours=sample.pop("hours_ago"))).isoformat(timespec="seconds")

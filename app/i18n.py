@@ -48,6 +48,11 @@ def check_catalogs() -> None:
         translations(lang)
 
 
+def N_(message: str) -> str:
+    """Marks a message for extraction; it is translated later, where it is shown."""
+    return message
+
+
 def gettext(message: str) -> str:
     return translations(current_language.get()).ugettext(message)
 
@@ -131,3 +136,13 @@ def format_phone(e164: str | None) -> str:
     if current_language.get() == "fr":
         national = national.replace("(", "").replace(") ", " ")
     return national
+
+
+def format_weekday(value: datetime) -> str:
+    """«lundi», "Monday"."""
+    return _format_date(value.date(), format="EEEE", locale=LOCALES[current_language.get()])
+
+
+def gettext_in(lang: str, message: str) -> str:
+    """Translate into a language other than the request's (an SMS in the owner's language)."""
+    return translations(lang).ugettext(message)

@@ -19,6 +19,7 @@ STATUSES = ("new", "scheduled", "contacted", "closed", "archived")
 CHANNELS = ("web", "phone", "chat")
 PERSONAL_FIELDS = (
     "first_name", "last_name", "phone", "email", "street_address", "postal_code", "need", "notes",
+    "callback_time",
 )
 # No 0/O, 1/I/L: a reference is read aloud over the phone.
 _REF_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
@@ -43,7 +44,7 @@ def create(
     Returns {"id", "reference"}."""
     unknown = set(fields) - set(PERSONAL_FIELDS) - {
         "status", "consent_text", "consent_version", "consent_at", "session_id",
-        "latitude", "longitude",
+        "latitude", "longitude", "submission_token", "geocode_status", "geocode_next_at",
     }
     if unknown:
         raise ValueError(f"unknown lead fields: {sorted(unknown)}")
@@ -75,7 +76,9 @@ def create(
     lead_id = conn.last_insert_rowid()
     audit.record(
         conn, actor=actor, action="lead.create", entity="lead", entity_id=lead_id,
-        business_id=business_id, fields=[k for k in fields if fields[k] is not None],
+        business_id=business_id,
+        fields=[k for k in fields if k in PERSONAL_FIELDS and fields[k] is not None]
+        + (["custom_fields"] if custom_fields else []),
     )
     return {"id": lead_id, "reference": row["reference"]}
 
@@ -110,3 +113,8 @@ def counts_by_status(db: Database, business_id: int) -> dict[str, int]:
 
 def count(db: Database) -> int:
     return db.query_one("SELECT count(*) AS n FROM leads")["n"]
+
+
+def get(db: Database, business_id: int, lead_id: int) -> dict | None:
+    """One lead of this business; another business's lead is None (the caller's 404)."""
+    return db.query_one("SELECT * FROM leads WHERE business_id = ? AND id = ?", (business_id, lead_id))

@@ -145,6 +145,69 @@ def m004_sessions_and_heartbeats(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m005_web_form_outbox_geocoding(db: sqlite_utils.Database) -> None:
+    _run(
+        db,
+        # Opening hours as JSON: {"mon": [["08:00", "17:00"]], ...}, in the business's time zone.
+        "ALTER TABLE businesses ADD COLUMN hours TEXT NOT NULL DEFAULT '{}'",
+        # Sites allowed to frame the form (?embed=1), e.g. ["plomberie-gagnon.ca"].
+        "ALTER TABLE businesses ADD COLUMN embed_domains TEXT NOT NULL DEFAULT '[]'",
+        # Phones (E.164) that get an SMS for each new lead.
+        "ALTER TABLE businesses ADD COLUMN notify_phones TEXT NOT NULL DEFAULT '[]'",
+        """CREATE TABLE custom_fields (
+            id INTEGER PRIMARY KEY,
+            business_id INTEGER NOT NULL REFERENCES businesses(id),
+            position INTEGER NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('short_text', 'long_text', 'number', 'single_choice',
+                                               'multiple_choice', 'date', 'yes_no')),
+            label_fr TEXT NOT NULL,
+            label_en TEXT NOT NULL,
+            required INTEGER NOT NULL DEFAULT 0,
+            options TEXT NOT NULL DEFAULT '[]',
+            active INTEGER NOT NULL DEFAULT 1
+        )""",
+        "CREATE INDEX custom_fields_business ON custom_fields(business_id, active, position)",
+        "ALTER TABLE leads ADD COLUMN callback_time TEXT",
+        # The form's signed one-time token: a resubmitted POST finds its lead instead of making two.
+        "ALTER TABLE leads ADD COLUMN submission_token TEXT",
+        "CREATE UNIQUE INDEX leads_submission_token ON leads(business_id, submission_token)"
+        " WHERE submission_token IS NOT NULL",
+        # none | pending | done | failed; the queue only wakes the work, this column is the truth.
+        "ALTER TABLE leads ADD COLUMN geocode_status TEXT NOT NULL DEFAULT 'none'",
+        "ALTER TABLE leads ADD COLUMN geocode_attempts INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE leads ADD COLUMN geocode_next_at TEXT",
+        "CREATE INDEX leads_geocode_pending ON leads(geocode_status, geocode_next_at)"
+        " WHERE geocode_status = 'pending'",
+        """CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY,
+            business_id INTEGER NOT NULL REFERENCES businesses(id),
+            lead_id INTEGER REFERENCES leads(id),
+            kind TEXT NOT NULL,
+            to_phone TEXT NOT NULL,
+            body TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'pending'
+                CHECK (status IN ('pending', 'sending', 'sent', 'failed')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at TEXT NOT NULL,
+            claimed_at TEXT,
+            provider_id TEXT,
+            error_code TEXT,
+            error_message TEXT,
+            created_at TEXT NOT NULL,
+            sent_at TEXT
+        )""",
+        "CREATE INDEX outbox_due ON outbox(status, next_attempt_at)",
+        "CREATE INDEX outbox_business ON outbox(business_id, created_at)",
+        """CREATE TABLE geocode_cache (
+            postal_code TEXT PRIMARY KEY,
+            latitude REAL,
+            longitude REAL,
+            found INTEGER NOT NULL,
+            fetched_at TEXT NOT NULL
+        )""",
+    )
+
 def _in_child(*args: str) -> list[str]:
     result = subprocess.run(
         [sys.executable, "-m", "app.migrations", *args],

@@ -25,19 +25,20 @@ from litestar.template.config import TemplateConfig
 from litestar.types import Message
 
 import jobs
-from app import demo, i18n, migrations
+from app import demo, forms, i18n, migrations
 from app.config import ROOT, Config
 from app.db import Database
 
 log = logging.getLogger("capteo")
 
+# No inline script anywhere: htmx and our own JS are files under /static.
+DEFAULT_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
 SECURITY_HEADERS = {
-    # No inline script anywhere: htmx and our own JS are files under /static.
-    "content-security-policy": (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; "
-        "form-action 'self'; frame-ancestors 'none'"
-    ),
+    "content-security-policy": DEFAULT_CSP,
     "x-content-type-options": "nosniff",
     "referrer-policy": "same-origin",
     "x-frame-options": "DENY",
@@ -132,6 +133,9 @@ def _security_headers(message: Message) -> None:
     present = {k.lower() for k, _ in message.get("headers", [])}
     headers = list(message.get("headers", []))
     for name, value in SECURITY_HEADERS.items():
+        # A handler that set its own CSP (an embeddable form) chose its framing too.
+        if name == "x-frame-options" and b"content-security-policy" in present:
+            continue
         if name.encode() not in present:
             headers.append((name.encode(), value.encode()))
     message["headers"] = headers
@@ -176,7 +180,7 @@ class InProcessWorker:
 
 
 def create_app(config: Config, *, run_worker: bool = True) -> Litestar:
-    from app import dashboard, pages  # routes import web helpers; import them late
+    from app import dashboard, form_pages, pages  # routes import web helpers; import them late
 
     config.ensure_dirs()
     i18n.check_catalogs()
@@ -205,12 +209,15 @@ def create_app(config: Config, *, run_worker: bool = True) -> Litestar:
         # The token reaches pages through the template (form field, hx-headers): no script reads the cookie.
         cookie_httponly=True,
         # Machine endpoints authenticate otherwise (tokens, signatures), never by cookie.
-        exclude=["/healthz", "/api/"],
+        # The public form works inside other sites' iframes, where cookies are not sent:
+        # its signed one-time token (forms.check_token) is its CSRF protection.
+        exclude=["/healthz", "/api/", r"^/(fr|en)/f/"],
     )
     app = Litestar(
         route_handlers=[
             *pages.routes,
             *dashboard.routes,
+            *form_pages.routes,
             create_static_files_router(path="/static", directories=[ROOT / "static"], name="static"),
         ],
         template_config=TemplateConfig(engine=_Engine.from_environment(make_environment())),
@@ -226,4 +233,5 @@ def create_app(config: Config, *, run_worker: bool = True) -> Litestar:
     app.state.config = config
     app.state.db = db
     app.state.worker = None
+    app.state.form_limiter = forms.RateLimiter(config.get("forms", "rate_limit"), config.get("forms", "rate_window"))
     return app

@@ -1,0 +1,105 @@
+"""Outgoing SMS, kept in `capteo.db` until Twilio has taken them.
+
+A message is written in the same transaction as what it announces; the queue
+only wakes the sender. Sending claims the row first (pending -> sending), so two
+workers never send one message twice; a claim older than CLAIM_TIMEOUT belonged
+to a worker that died mid-send and is taken back (at-least-once for that rare case).
+Texts never hold personal data: a link to the dashboard, which asks for sign-in.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+
+import apsw
+
+from app import clock, i18n
+from app.db import Database
+from app.twilio import TwilioClient, TwilioError
+
+MAX_ATTEMPTS = 10
+CLAIM_TIMEOUT = timedelta(minutes=5)
+
+
+def backoff(attempts: int) -> timedelta:
+    """1 min, 2, 4, ... capped at 1 h."""
+    return timedelta(seconds=min(60 * 2 ** max(attempts - 1, 0), 3600))
+
+
+def queue_new_lead_sms(conn: apsw.Connection, *, business: dict, lead_id: int, public_url: str,
+                       urgent: bool = False) -> list[int]:
+    """One SMS per notification phone of the business, in the business's language."""
+    lang = business.get("language") or "fr"
+    link = f"{public_url}/{lang}/app/leads/{lead_id}"
+    text = (i18n.gettext_in(lang, "URGENT request on Capteo — %(link)s") if urgent
+            else i18n.gettext_in(lang, "New request on Capteo — %(link)s")) % {"link": link}
+    now = clock.now_iso()
+    ids = []
+    for phone in json.loads(business.get("notify_phones") or "[]"):
+        conn.execute(
+            "INSERT INTO outbox (business_id, lead_id, kind, to_phone, body, next_attempt_at, created_at)"
+            " VALUES (?, ?, 'owner_new_lead', ?, ?, ?, ?)",
+            (business["id"], lead_id, phone, text, now, now),
+        )
+        ids.append(conn.last_insert_rowid())
+    return ids
+
+
+def due(db: Database, now: datetime | None = None, limit: int = 100) -> list[int]:
+    """Messages to try now: pending and due, or claimed by a worker that died."""
+    now = now or clock.now()
+    return [r["id"] for r in db.query(
+        """SELECT id FROM outbox
+           WHERE (status = 'pending' AND next_attempt_at <= ?)
+              OR (status = 'sending' AND claimed_at <= ?)
+           ORDER BY next_attempt_at LIMIT ?""",
+        (now.isoformat(timespec="seconds"), (now - CLAIM_TIMEOUT).isoformat(timespec="seconds"), limit),
+    )]
+
+
+def send(db: Database, client: TwilioClient | None, message_id: int, now: datetime | None = None) -> str:
+    """Try to send one message; returns its status afterwards. Without a client
+    (Twilio not configured) nothing is attempted and the message stays pending."""
+    now = now or clock.now()
+    stamp = now.isoformat(timespec="seconds")
+    if client is None:
+        return "pending"
+    with db.write() as conn:
+        claimed = conn.execute(
+            """UPDATE outbox SET status = 'sending', claimed_at = ?, attempts = attempts + 1
+               WHERE id = ? AND ((status = 'pending' AND next_attempt_at <= ?)
+                                 OR (status = 'sending' AND claimed_at <= ?))
+               RETURNING to_phone, body, attempts""",
+            (stamp, message_id, stamp, (now - CLAIM_TIMEOUT).isoformat(timespec="seconds")),
+        ).fetchall()
+    if not claimed:
+        row = db.query_one("SELECT status FROM outbox WHERE id = ?", (message_id,))
+        return row["status"] if row else "missing"
+    msg = claimed[0]
+    try:
+        sid = client.send(msg["to_phone"], msg["body"])
+    except TwilioError as e:
+        give_up = not e.retryable or msg["attempts"] >= MAX_ATTEMPTS
+        status = "failed" if give_up else "pending"
+        with db.write() as conn:
+            conn.execute(
+                """UPDATE outbox SET status = ?, claimed_at = NULL, error_code = ?, error_message = ?,
+                   next_attempt_at = ? WHERE id = ?""",
+                (status, e.code, e.message[:500], (now + backoff(msg["attempts"])).isoformat(timespec="seconds"),
+                 message_id),
+            )
+        return status
+    with db.write() as conn:
+        conn.execute(
+            """UPDATE outbox SET status = 'sent', claimed_at = NULL, provider_id = ?, sent_at = ?,
+               error_code = NULL, error_message = NULL WHERE id = ?""",
+            (sid, clock.now_iso(), message_id),
+        )
+    return "sent"
+
+
+def for_lead(db: Database, business_id: int, lead_id: int) -> list[dict]:
+    return db.query(
+        "SELECT * FROM outbox WHERE business_id = ? AND lead_id = ? ORDER BY id", (business_id, lead_id)
+    )

@@ -1,0 +1,41 @@
+"""Tasks that finish a lead's arrival: the owner's SMS and the map coordinates.
+
+Each task carries an id only. The rows in capteo.db are the truth; the periodic
+sweeps re-wake anything a lost task (a worker killed mid-run) left behind.
+"""
+
+from __future__ import annotations
+
+from huey import crontab
+
+from app import geocoding, outbox
+from app.twilio import TwilioClient
+from jobs import context, huey
+
+
+@huey.task()
+def send_sms(message_id: int) -> str:
+    return outbox.send(context.db, TwilioClient.from_config(context.config), message_id)
+
+
+@huey.task()
+def geocode(lead_id: int) -> str:
+    return geocoding.geocode_lead(context.db, geocoding.GeocoderClient.from_config(context.config), lead_id)
+
+
+@huey.periodic_task(crontab(minute="*"))
+def sweep_outbox() -> int:
+    if TwilioClient.from_config(context.config) is None:
+        return 0  # not configured: messages wait, visible as "not sent"
+    ids = outbox.due(context.db)
+    for message_id in ids:
+        send_sms(message_id)
+    return len(ids)
+
+
+@huey.periodic_task(crontab(minute="*/5"))
+def sweep_geocoding() -> int:
+    ids = geocoding.pending(context.db)
+    for lead_id in ids:
+        geocode(lead_id)
+    return len(ids)
