@@ -183,6 +183,14 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"model {kind}: {info['name']} {state} ({info['path']})")
         if not info["present"]:
             problems += 1
+    # Outside services are optional: say what each one's absence means.
+    from app.twilio import TwilioClient
+
+    print("twilio: " + ("configured" if TwilioClient.from_config(config) else
+                        "not configured (account_sid, from_number or messaging_service_sid, and "
+                        "CAPTEO_SECRET_TWILIO_AUTH_TOKEN): SMS stay in the outbox, shown as not sent"))
+    print("geocoder.ca: " + ("with auth token" if config.provider_secret("geocoder_auth") else
+                             "no auth token (CAPTEO_SECRET_GEOCODER_AUTH): throttled, lookups retried later"))
     print(f"{problems} thing(s) missing" if problems else "nothing missing")
     return 1 if problems else 0
 

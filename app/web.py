@@ -193,6 +193,10 @@ def create_app(config: Config, *, run_worker: bool = True) -> Litestar:
         if run_worker:
             app.state.worker = InProcessWorker(config)
             app.state.worker.start()
+            # Catch up at once on work a crash left behind (the periodic sweeps would
+            # only find it at the next minute): tasks are wake-ups, capteo.db is the truth.
+            jobs.intake.sweep_outbox()
+            jobs.intake.sweep_geocoding()
 
     async def on_shutdown(app: Litestar) -> None:
         worker = app.state.get("worker")

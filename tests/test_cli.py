@@ -52,6 +52,7 @@ def test_check_lists_what_is_missing(tmp_path):
     assert "configuration:" in result.stdout and "translations: compiled" in result.stdout
     assert "model whisper: small MISSING" in result.stdout
     assert "model llm: qwen2.5-3b-instruct-q4_k_m.gguf MISSING" in result.stdout
+    assert "twilio: not configured" in result.stdout and "geocoder.ca: no auth token" in result.stdout
     assert result.returncode == 1
     (tmp_path / "data" / "models" / "whisper-small").mkdir(parents=True)
     (tmp_path / "data" / "models" / "whisper-small" / "model.bin").write_bytes(b"x")

@@ -1,0 +1,94 @@
+"""Accepted form submissions per second, and latency, against a trivial endpoint of
+the same server in the same run (prints figures; asserts nothing).
+
+    .venv/bin/python tests/bench/form.py [--requests 600] [--concurrency 8]
+
+A real `run.py` server (in-process worker on) with the rate limit lifted. Tokens are
+fetched first (not timed); then N form POSTs, each a full accepted submission (lead,
+audit entry, outbox SMS, geocoding mark, fsync'd commit), then N GETs of a trivial
+page (/fr/privacy: a template, no database). The load generator runs on the same
+2-core machine and takes part of the CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from tests.conftest import ServerProcess  # noqa: E402
+
+
+def pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+def run_phase(n: int, concurrency: int, one) -> tuple[float, list[float]]:
+    latencies: list[float] = []
+
+    def timed(i):
+        t = time.perf_counter()
+        one(i)
+        latencies.append(time.perf_counter() - t)
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(timed, range(n)))
+    return time.perf_counter() - t0, latencies
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=600)
+    parser.add_argument("--concurrency", type=int, default=8)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as d:
+        srv = ServerProcess(Path(d), demo=True, extra_env={"CAPTEO_FORMS_RATE_LIMIT": "100000000"})
+        srv.start()
+        try:
+            client = httpx.Client(base_url=srv.url, limits=httpx.Limits(max_connections=args.concurrency * 2))
+            page = client.get("/fr/f/demo").text
+            cf = re.findall(r'name="(cf_\d+)" value="house"', page)[0]
+            tokens = []
+            for _ in range(args.requests):
+                html = client.get("/fr/f/demo").text
+                tokens.append(re.search(r'name="form_token" value="([^"]+)"', html).group(1))
+
+            def submit(i):
+                r = client.post("/fr/f/demo", data={
+                    "form_token": tokens[i], "first_name": f"Client {i}", "last_name": "Tremblay",
+                    "phone": "514 555-0101", "email": f"client{i}@example.com", "postal_code": "H2X 1Y4",
+                    "need": "Chauffe-eau qui fuit au sous-sol, intervention souhaitée cette semaine.",
+                    "consent": "yes", cf: "house"})
+                assert r.status_code == 200 and "Merci" in r.text, r.status_code
+
+            def trivial(i):
+                assert client.get("/fr/privacy").status_code == 200
+
+            run_phase(50, args.concurrency, trivial)  # warm-up
+            form_time, form_lat = run_phase(args.requests, args.concurrency, submit)
+            triv_time, triv_lat = run_phase(args.requests, args.concurrency, trivial)
+        finally:
+            srv.stop()
+    form_rps = args.requests / form_time
+    triv_rps = args.requests / triv_time
+    print(f"{args.requests} requests, concurrency {args.concurrency}")
+    print(f"accepted form submissions: {form_rps:.0f}/s, p50 {statistics.median(form_lat) * 1000:.1f} ms, "
+          f"p95 {pct(form_lat, 95) * 1000:.1f} ms")
+    print(f"trivial page (/fr/privacy): {triv_rps:.0f}/s, p50 {statistics.median(triv_lat) * 1000:.1f} ms, "
+          f"p95 {pct(triv_lat, 95) * 1000:.1f} ms")
+    print(f"ratio submissions / trivial: {form_rps / triv_rps:.2f}")
+
+
+if __name__ == "__main__":
+    main()
