@@ -15,6 +15,9 @@ from app import audit, clock
 from app.db import Database
 
 COOKIE = "capteo_session"
+_SESSION_COLUMNS = """u.id AS user_id, m.business_id, u.email, u.name AS user_name, m.role,
+                      b.slug, b.name AS business_name, b.timezone, b.language AS business_language"""
+
 LIFETIME = timedelta(days=14)
 
 
@@ -44,8 +47,7 @@ def session_for(db: Database, token: str | None) -> dict | None:
     if not token:
         return None
     return db.query_one(
-        """SELECT s.user_id, s.business_id, u.email, u.name AS user_name, m.role,
-                  b.slug, b.name AS business_name, b.timezone
+        f"""SELECT {_SESSION_COLUMNS}
            FROM sessions s
            JOIN users u ON u.id = s.user_id
            JOIN memberships m ON m.user_id = s.user_id AND m.business_id = s.business_id
@@ -65,3 +67,44 @@ def end_session(db: Database, token: str | None) -> None:
             audit.record(conn, actor=f"user:{row['user_id']}", action="session.end", entity="user",
                          entity_id=row["user_id"], business_id=row["business_id"])
         conn.execute("DELETE FROM sessions WHERE token_hash = ?", (_hash(token),))
+
+
+
+def session_for_email(db: Database, email: str) -> dict | None:
+    """Cloudflare Access mode: the verified email's user, in their first business."""
+    return db.query_one(
+        f"""SELECT {_SESSION_COLUMNS} FROM users u
+            JOIN memberships m ON m.user_id = u.id JOIN businesses b ON b.id = m.business_id
+            WHERE u.email = ? ORDER BY b.name LIMIT 1""",
+        (email,),
+    )
+
+
+class SignInRequired(Exception):
+    """Raised by `require()`; the app answers with the sign-in page (or a 401 in
+    Cloudflare mode, where Cloudflare itself signs people in)."""
+
+
+class OwnersOnly(Exception):
+    """A member asked for an owner's page (settings, team)."""
+
+
+def require(request, *, owner: bool = False) -> dict:
+    """The signed-in person (user, business, role) for a dashboard request."""
+    db = request.app.state.db
+    config = request.app.state.config
+    if config.get("auth", "mode") == "cloudflare":
+        from app.cloudflare_access import AccessDenied
+
+        try:
+            email = request.app.state.access_verifier.email_for(request.headers.get("cf-access-jwt-assertion"))
+        except AccessDenied:
+            raise SignInRequired()
+        session = session_for_email(db, email)
+    else:
+        session = session_for(db, request.cookies.get(COOKIE))
+    if session is None:
+        raise SignInRequired()
+    if owner and session["role"] != "owner":
+        raise OwnersOnly()
+    return session

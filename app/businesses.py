@@ -111,3 +111,62 @@ def memberships(db: Database, user_id: int) -> list[dict]:
 
 def count(db: Database) -> int:
     return db.query_one("SELECT count(*) AS n FROM businesses")["n"]
+
+
+SETTINGS_FIELDS = ("name", "slug", "phone", "timezone", "language", "hours", "notify_phones", "embed_domains",
+                   "greeting_fr", "greeting_en")
+
+
+def get(db: Database, business_id: int) -> dict:
+    return db.query_one("SELECT * FROM businesses WHERE id = ?", (business_id,))
+
+
+def update_settings(db: Database, business_id: int, values: dict, *, actor: str) -> list[str]:
+    """Save validated settings; returns the names of those that changed."""
+    with db.write() as conn:
+        current = next(iter(conn.execute("SELECT * FROM businesses WHERE id = ?", (business_id,))))
+        changed = [k for k in SETTINGS_FIELDS if k in values and values[k] != current[k]]
+        if "slug" in changed and any(True for _ in conn.execute(
+                "SELECT 1 FROM businesses WHERE slug = ? AND id != ?", (values["slug"], business_id))):
+            raise BusinessError("slug taken")
+        if changed:
+            conn.execute(f"UPDATE businesses SET {', '.join(f'{k} = ?' for k in changed)} WHERE id = ?",
+                         (*[values[k] for k in changed], business_id))
+            audit.record(conn, actor=actor, action="business.settings", entity="business", entity_id=business_id,
+                         business_id=business_id, fields=changed)
+    return changed
+
+
+def team(db: Database, business_id: int) -> list[dict]:
+    return db.query(
+        """SELECT u.id, u.email, u.name, m.role, u.must_change_password FROM memberships m
+           JOIN users u ON u.id = m.user_id WHERE m.business_id = ? ORDER BY m.role DESC, u.email""",
+        (business_id,),
+    )
+
+
+def remove_member(db: Database, business_id: int, user_id: int, *, actor: str) -> bool:
+    """Members only: an owner is never removed here (a business keeps its owner)."""
+    with db.write() as conn:
+        rows = list(conn.execute("SELECT role FROM memberships WHERE business_id = ? AND user_id = ?",
+                                 (business_id, user_id)))
+        if not rows:
+            raise LookupError(user_id)
+        if rows[0]["role"] == "owner":
+            return False
+        conn.execute("DELETE FROM memberships WHERE business_id = ? AND user_id = ?", (business_id, user_id))
+        # Their open sessions in this business end now.
+        conn.execute("DELETE FROM sessions WHERE business_id = ? AND user_id = ?", (business_id, user_id))
+        audit.record(conn, actor=actor, action="membership.remove", entity="user", entity_id=user_id,
+                     business_id=business_id, fields=["role"])
+    return True
+
+
+def set_password(db: Database, user_id: int, password: str) -> None:
+    if len(password) < 10:
+        raise BusinessError("the password must have at least 10 characters")
+    with db.write() as conn:
+        conn.execute("UPDATE users SET password_hash = ?, must_change_password = 0 WHERE id = ?",
+                     (_hasher.hash(password), user_id))
+        audit.record(conn, actor=f"user:{user_id}", action="user.password", entity="user", entity_id=user_id,
+                     fields=["password"])

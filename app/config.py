@@ -83,6 +83,18 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "whisper": Key(str, "auto"),
         "llm_file": Key(str, "qwen2.5-3b-instruct-q4_k_m.gguf"),
     },
+    "auth": {
+        "mode": Key(str, "builtin", lambda v: None if v in ("builtin", "cloudflare") else "must be 'builtin' or 'cloudflare'"),
+        "cloudflare_team_domain": Key(str, ""),
+        "cloudflare_audience": Key(str, ""),
+        "cloudflare_certs_url": Key(str, ""),
+        "login_attempts": Key(int, 5, _positive),
+        "login_window": Key(int, 900, _positive),
+    },
+    "map": {
+        "tile_url": Key(str, "https://tile.openstreetmap.org/{z}/{x}/{y}.png", _http_url),
+        "attribution": Key(str, "© OpenStreetMap contributors"),
+    },
     "forms": {
         "rate_limit": Key(int, 5, _positive),
         "rate_window": Key(int, 3600, _positive),
@@ -265,4 +277,8 @@ def load(path: str | os.PathLike | None = None, env: dict[str, str] | None = Non
                 raise ConfigError(f"[{section}] {key} = {value!r} ({where}): {problem}")
             values[section][key] = value
             sources[f"{section}.{key}"] = where
+    if values["auth"]["mode"] == "cloudflare":
+        for key in ("cloudflare_team_domain", "cloudflare_audience"):
+            if not values["auth"][key]:
+                raise ConfigError(f"[auth] {key} is required when [auth] mode = 'cloudflare'")
     return Config(path=path, values=values, sources=sources)

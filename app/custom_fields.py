@@ -22,6 +22,9 @@ from app.db import Database
 from app.i18n import LOCALES, N_
 
 KINDS = ("short_text", "long_text", "number", "single_choice", "multiple_choice", "date", "yes_no")
+KIND_LABELS = {"short_text": N_("Short text"), "long_text": N_("Long text"), "number": N_("Number"),
+               "single_choice": N_("Single choice"), "multiple_choice": N_("Multiple choice"),
+               "date": N_("Date"), "yes_no": N_("Yes or no")}
 MAX_LENGTH = {"short_text": 200, "long_text": 2000}
 
 
@@ -167,3 +170,46 @@ def display(entry: dict, lang: str, yes: str, no: str) -> tuple[str, str]:
     if entry["kind"] == "number":
         return label, format_decimal(entry["value"], locale=LOCALES[lang])
     return label, str(entry["value"])
+
+
+def get(db: Database, business_id: int, field_id: int) -> CustomField | None:
+    row = db.query_one("SELECT * FROM custom_fields WHERE business_id = ? AND id = ? AND active = 1",
+                       (business_id, field_id))
+    return _from_row(row) if row else None
+
+
+def update(conn: apsw.Connection, business_id: int, field_id: int, *, label_fr: str, label_en: str,
+           required: bool, options: list[dict] | None) -> None:
+    conn.execute(
+        "UPDATE custom_fields SET label_fr = ?, label_en = ?, required = ?, options = coalesce(?, options)"
+        " WHERE business_id = ? AND id = ?",
+        (label_fr, label_en, int(required), json.dumps(options, ensure_ascii=False) if options is not None else None,
+         business_id, field_id),
+    )
+
+
+def move(conn: apsw.Connection, business_id: int, field_id: int, direction: int) -> None:
+    """Swap the field with its neighbour above (-1) or below (+1)."""
+    fields = [r["id"] for r in conn.execute(
+        "SELECT id FROM custom_fields WHERE business_id = ? AND active = 1 ORDER BY position, id", (business_id,))]
+    i = fields.index(field_id)
+    j = i + direction
+    if 0 <= j < len(fields):
+        fields[i], fields[j] = fields[j], fields[i]
+        for position, fid in enumerate(fields, start=1):
+            conn.execute("UPDATE custom_fields SET position = ? WHERE id = ?", (position, fid))
+
+
+def remove(conn: apsw.Connection, business_id: int, field_id: int) -> None:
+    """Retired, not deleted: leads keep their snapshot of it anyway."""
+    conn.execute("UPDATE custom_fields SET active = 0 WHERE business_id = ? AND id = ?", (business_id, field_id))
+
+
+def parse_options(text: str) -> list[dict]:
+    """One option per line, "Français | English"."""
+    options = []
+    for i, line in enumerate(l for l in text.splitlines() if l.strip()):
+        fr, _, en = line.partition("|")
+        fr, en = fr.strip()[:100], (en.strip() or fr.strip())[:100]
+        options.append({"value": f"o{i + 1}", "fr": fr, "en": en})
+    return options

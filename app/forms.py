@@ -14,10 +14,8 @@ import hmac
 import json
 import re
 import secrets
-import threading
 import time
 import unicodedata
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -142,38 +140,6 @@ def check_token(secret: str, token: str, business_id: int, max_age: int, now: fl
                 and 0 <= (now or time.time()) - int(issued) <= max_age)
     except (ValueError, UnicodeDecodeError):
         return False
-
-
-# ---- rate limit --------------------------------------------------------------------------------
-
-class RateLimiter:
-    """Sliding window per (business, client IP), in memory: one process serves the
-    forms. The IP is used here only; it is never written to the database."""
-
-    def __init__(self, limit: int, window: float):
-        self.limit = limit
-        self.window = window
-        self._hits: dict[tuple[int, str], deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def _prune(self, key: tuple[int, str], now: float) -> deque[float]:
-        hits = self._hits.setdefault(key, deque())
-        while hits and hits[0] <= now - self.window:
-            hits.popleft()
-        return hits
-
-    def allowed(self, business_id: int, ip: str, now: float | None = None) -> bool:
-        now = now or time.monotonic()
-        with self._lock:
-            return len(self._prune((business_id, ip), now)) < self.limit
-
-    def record(self, business_id: int, ip: str, now: float | None = None) -> None:
-        now = now or time.monotonic()
-        with self._lock:
-            self._prune((business_id, ip), now).append(now)
-            if len(self._hits) > 50_000:  # forget idle clients, bound the memory
-                for key in [k for k, v in self._hits.items() if not v or v[-1] <= now - self.window]:
-                    del self._hits[key]
 
 
 # ---- a whole submission ------------------------------------------------------------------------

@@ -42,7 +42,7 @@ def callback_message(hours_json: str, tz: str, now: datetime) -> str | None:
             if offset == 0 and start <= local.time():
                 continue
             # «8 h 00» in Quebec French; "8:00 a.m." in Canadian English.
-            at = format_time(start, format="H 'h' mm" if locale == "fr_CA" else "short", locale=locale)
+            at = format_time(start, format=i18n.FR_TIME if locale == "fr_CA" else "short", locale=locale)
             if offset == 0:
                 return i18n.gettext("We are closed right now; we will call you back from %(time)s today.") % {"time": at}
             if offset == 1:

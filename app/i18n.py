@@ -8,7 +8,7 @@ the whole environment) and the formatters below answer in that request's languag
 from __future__ import annotations
 
 from contextvars import ContextVar
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -17,6 +17,7 @@ import phonenumbers
 from babel import Locale
 from babel.dates import format_date as _format_date
 from babel.dates import format_datetime as _format_datetime
+from babel.dates import format_time, format_timedelta
 from babel.support import Translations
 
 from app.config import ROOT
@@ -104,17 +105,24 @@ def _to_zone(value: datetime | str, tz: str) -> datetime:
     return value.astimezone(ZoneInfo(tz))
 
 
-def format_datetime(value: datetime | str | None, tz: str, fmt: str = "medium") -> str:
-    """A UTC timestamp shown in the business's time zone, fr-CA or en-CA style."""
+def format_datetime(value: datetime | str | None, tz: str, fmt: str = "medium", lang: str | None = None) -> str:
+    """A UTC timestamp shown in the business's time zone, fr-CA or en-CA style
+    (the request's language unless `lang` says otherwise)."""
     if value is None or value == "":
         return ""
-    return _format_datetime(_to_zone(value, tz), format=fmt, locale=LOCALES[current_language.get()])
+    return _format_datetime(_to_zone(value, tz), format=fmt, locale=LOCALES[lang or current_language.get()])
 
 
-def format_date(value: datetime | str | None, tz: str, fmt: str = "long") -> str:
+def format_date(value: datetime | date | str | None, tz: str, fmt: str = "long") -> str:
     if value is None or value == "":
         return ""
-    return _format_date(_to_zone(value, tz).date(), format=fmt, locale=LOCALES[current_language.get()])
+    day = value if isinstance(value, date) and not isinstance(value, datetime) else _to_zone(value, tz).date()
+    return _format_date(day, format=fmt, locale=LOCALES[current_language.get()])
+
+
+def format_duration(value: timedelta) -> str:
+    """«2 heures», "35 minutes" — the largest sensible unit."""
+    return format_timedelta(value, threshold=1.5, locale=LOCALES[current_language.get()])
 
 
 def catalog_path(lang: str) -> Path:
@@ -138,11 +146,33 @@ def format_phone(e164: str | None) -> str:
     return national
 
 
-def format_weekday(value: datetime) -> str:
+def format_weekday(value: datetime | date) -> str:
     """«lundi», "Monday"."""
-    return _format_date(value.date(), format="EEEE", locale=LOCALES[current_language.get()])
+    day = value.date() if isinstance(value, datetime) else value
+    return _format_date(day, format="EEEE", locale=LOCALES[current_language.get()])
 
 
 def gettext_in(lang: str, message: str) -> str:
     """Translate into a language other than the request's (an SMS in the owner's language)."""
     return translations(lang).ugettext(message)
+
+
+FR_TIME = "H 'h' mm"  # «14 h 00», the Quebec way
+
+
+def format_when(value: datetime | str, tz: str, lang: str | None = None) -> str:
+    """An appointment as people say it: «jeudi 26 novembre à 14 h 00»,
+    "Thursday, November 26 at 2:00 p.m."."""
+    local = _to_zone(value, tz)
+    lang = lang or current_language.get()
+    if lang == "fr":
+        day = _format_date(local.date(), "EEEE d MMMM", locale="fr_CA")
+        return f"{day} à {format_time(local.time(), FR_TIME, locale='fr_CA')}"
+    return (f"{_format_date(local.date(), 'EEEE, MMMM d', locale='en_CA')} at "
+            f"{format_time(local.time(), 'h:mm a', locale='en_CA')}")
+
+
+def format_short_date(value) -> str:
+    """«17 nov.», "Nov 17" (chart labels)."""
+    return _format_date(value, format="d MMM" if current_language.get() == "fr" else "MMM d",
+                        locale=LOCALES[current_language.get()])

@@ -7,6 +7,7 @@ without saying whose it is.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from typing import Any
 
@@ -14,9 +15,13 @@ import apsw
 
 from app import audit, clock
 from app.db import Database
+from app.i18n import N_
 
 STATUSES = ("new", "scheduled", "contacted", "closed", "archived")
 CHANNELS = ("web", "phone", "chat")
+STATUS_LABELS = {"new": N_("New"), "scheduled": N_("Scheduled"), "contacted": N_("Contacted"),
+                 "closed": N_("Closed"), "archived": N_("Archived"), "anonymized": N_("Anonymized")}
+CHANNEL_LABELS = {"web": N_("Web form"), "phone": N_("Voicemail"), "chat": N_("Chat")}
 PERSONAL_FIELDS = (
     "first_name", "last_name", "phone", "email", "street_address", "postal_code", "need", "notes",
     "callback_time",
@@ -83,21 +88,54 @@ def create(
     return {"id": lead_id, "reference": row["reference"]}
 
 
-def list_for_business(
-    db: Database, business_id: int, *, status: str | None = None, limit: int = 50
-) -> list[dict]:
-    """Newest first, optionally one status."""
+PER_PAGE = 25
+
+
+def fts_query(q: str) -> str | None:
+    """Each word of what was typed, as a prefix: "hél 514" -> "hél"* AND "514"*.
+    Phone digits are indexed with their usual tails (search_phone), so digit groups
+    typed any way find the number. Quotes are doubled: no FTS syntax gets through."""
+    words = re.findall(r"\w+", q or "")[:8]
+    if not words:
+        return None
+    return " AND ".join('"' + w.replace('"', '""') + '"*' for w in words)
+
+
+def inbox(
+    db: Database,
+    business_id: int,
+    *,
+    status: str | None = None,
+    channel: str | None = None,
+    q: str | None = None,
+    page: int = 1,
+    per_page: int = PER_PAGE,
+) -> tuple[list[dict], bool]:
+    """One page of the inbox, newest first, filtered and searched in SQL.
+    Returns (rows, has_next_page)."""
+    where = ["l.business_id = ?"]
+    params: list = [business_id]
     if status:
-        return db.query(
-            """SELECT * FROM leads WHERE business_id = ? AND status = ?
-               ORDER BY created_at DESC, id DESC LIMIT ?""",
-            (business_id, status, limit),
-        )
-    return db.query(
-        """SELECT * FROM leads WHERE business_id = ? AND status != 'anonymized'
-           ORDER BY created_at DESC, id DESC LIMIT ?""",
-        (business_id, limit),
-    )
+        where.append("l.status = ?")
+        params.append(status)
+    else:
+        where.append("l.status != 'anonymized'")
+    if channel:
+        where.append("l.channel = ?")
+        params.append(channel)
+    match = fts_query(q or "")
+    offset = (max(page, 1) - 1) * per_page
+    if match:
+        # The tenant token keeps the search inside this business's own index entries.
+        sql = f"""SELECT l.* FROM leads_fts JOIN leads l ON l.id = leads_fts.rowid
+                  WHERE leads_fts MATCH ? AND {' AND '.join(where)}
+                  ORDER BY l.created_at DESC, l.id DESC LIMIT ? OFFSET ?"""
+        params = [f"search_tenant:b{business_id} AND ({match})", *params]
+    else:
+        sql = f"""SELECT l.* FROM leads l WHERE {' AND '.join(where)}
+                  ORDER BY l.created_at DESC, l.id DESC LIMIT ? OFFSET ?"""
+    rows = db.query(sql, (*params, per_page + 1, offset))
+    return rows[:per_page], len(rows) > per_page
 
 
 def counts_by_status(db: Database, business_id: int) -> dict[str, int]:
@@ -118,3 +156,119 @@ def count(db: Database) -> int:
 def get(db: Database, business_id: int, lead_id: int) -> dict | None:
     """One lead of this business; another business's lead is None (the caller's 404)."""
     return db.query_one("SELECT * FROM leads WHERE business_id = ? AND id = ?", (business_id, lead_id))
+
+
+class LeadError(ValueError):
+    """A change a lead cannot take; the message is a msgid for the person."""
+
+
+def _event(conn: apsw.Connection, *, business_id: int, lead_id: int, user_id: int | None, kind: str,
+           data: dict | None = None, body: str | None = None) -> None:
+    conn.execute(
+        "INSERT INTO lead_events (business_id, lead_id, at, user_id, kind, data, body) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (business_id, lead_id, clock.now_iso(), user_id, kind, json.dumps(data or {}), body),
+    )
+
+
+def _locked(conn: apsw.Connection, business_id: int, lead_id: int) -> dict:
+    rows = list(conn.execute("SELECT * FROM leads WHERE business_id = ? AND id = ?", (business_id, lead_id)))
+    if not rows:
+        raise LookupError(lead_id)
+    if rows[0]["status"] == "anonymized":
+        raise LeadError(N_("This lead was anonymized (Law 25); it cannot be changed."))
+    return rows[0]
+
+
+def set_status(db: Database, business_id: int, lead_id: int, status: str, *, user_id: int) -> dict:
+    """Move a lead to another status, with its timeline event and audit entry.
+    LookupError for another business's lead (the caller's 404)."""
+    if status not in STATUSES:
+        raise LeadError(N_("Unknown status."))
+    now = clock.now_iso()
+    with db.write() as conn:
+        lead = _locked(conn, business_id, lead_id)
+        if lead["status"] == status:
+            return lead
+        first_contact = lead["first_contact_at"] or (now if status in ("scheduled", "contacted", "closed") else None)
+        conn.execute(
+            """UPDATE leads SET status = ?, updated_at = ?, first_contact_at = ?,
+               archived_at = CASE WHEN ? = 'archived' THEN ? ELSE NULL END
+               WHERE business_id = ? AND id = ?""",
+            (status, now, first_contact, status, now, business_id, lead_id),
+        )
+        _event(conn, business_id=business_id, lead_id=lead_id, user_id=user_id, kind="status",
+               data={"from": lead["status"], "to": status})
+        audit.record(conn, actor=f"user:{user_id}", action="lead.status", entity="lead", entity_id=lead_id,
+                     business_id=business_id, fields=["status"])
+    return get(db, business_id, lead_id)
+
+
+def add_note(db: Database, business_id: int, lead_id: int, text: str, *, user_id: int) -> None:
+    text = text.strip()
+    if not text:
+        raise LeadError(N_("Write something first."))
+    if len(text) > 4000:
+        raise LeadError(N_("This answer is too long."))
+    with db.write() as conn:
+        _locked(conn, business_id, lead_id)
+        _event(conn, business_id=business_id, lead_id=lead_id, user_id=user_id, kind="note", body=text)
+        # The notes column is what search sees; the events keep each note with its author.
+        conn.execute(
+            """UPDATE leads SET updated_at = ?, notes = (SELECT group_concat(body, char(10)) FROM lead_events
+               WHERE lead_id = ? AND kind = 'note') WHERE business_id = ? AND id = ?""",
+            (clock.now_iso(), lead_id, business_id, lead_id),
+        )
+        audit.record(conn, actor=f"user:{user_id}", action="lead.note", entity="lead", entity_id=lead_id,
+                     business_id=business_id, fields=["notes"])
+
+
+EDITABLE = ("first_name", "last_name", "phone", "email", "street_address", "postal_code", "need", "callback_time")
+
+
+def rectify(db: Database, business_id: int, lead_id: int, changes: dict[str, str | None], *,
+            user_id: int) -> list[str]:
+    """Apply validated corrections; returns the names of the fields that changed
+    (the only thing the timeline and audit log keep of them)."""
+    with db.write() as conn:
+        lead = _locked(conn, business_id, lead_id)
+        changed = [k for k in EDITABLE if k in changes and changes[k] != lead[k]]
+        if not changed:
+            return []
+        assignments = [f"{k} = ?" for k in changed] + ["updated_at = ?"]
+        params: list = [changes[k] for k in changed] + [clock.now_iso()]
+        if "postal_code" in changed:
+            # A corrected postal code is placed on the map again.
+            assignments += ["latitude = NULL", "longitude = NULL", "geocode_attempts = 0",
+                            "geocode_status = ?", "geocode_next_at = ?"]
+            params += ["pending" if changes["postal_code"] else "none", clock.now_iso()]
+        conn.execute(f"UPDATE leads SET {', '.join(assignments)} WHERE business_id = ? AND id = ?",
+                     (*params, business_id, lead_id))
+        _event(conn, business_id=business_id, lead_id=lead_id, user_id=user_id, kind="edit",
+               data={"fields": changed})
+        audit.record(conn, actor=f"user:{user_id}", action="lead.rectify", entity="lead", entity_id=lead_id,
+                     business_id=business_id, fields=changed)
+    return changed
+
+
+def timeline(db: Database, business_id: int, lead_id: int) -> list[dict]:
+    """Everything that happened to a lead, oldest first, with who did it."""
+    return db.query(
+        """SELECT e.*, u.name AS user_name, u.email AS user_email FROM lead_events e
+           LEFT JOIN users u ON u.id = e.user_id
+           WHERE e.business_id = ? AND e.lead_id = ? ORDER BY e.at, e.id""",
+        (business_id, lead_id),
+    )
+
+
+def latest_id(db: Database, business_id: int) -> int:
+    return db.query_one("SELECT coalesce(max(id), 0) AS m FROM leads WHERE business_id = ?", (business_id,))["m"]
+
+
+def with_coordinates(db: Database, business_id: int, limit: int = 5000) -> list[dict]:
+    """Leads placed on the map (not anonymized: their coordinates are erased anyway)."""
+    return db.query(
+        """SELECT id, reference, status, first_name, last_name, latitude, longitude FROM leads
+           WHERE business_id = ? AND latitude IS NOT NULL AND status != 'anonymized'
+           ORDER BY created_at DESC LIMIT ?""",
+        (business_id, limit),
+    )

@@ -208,6 +208,83 @@ def m005_web_form_outbox_geocoding(db: sqlite_utils.Database) -> None:
         )""",
     )
 
+@migrations()
+def m006_dashboard(db: sqlite_utils.Database) -> None:
+    _run(
+        db,
+        # First time a person moved the lead out of `new` (for "time to first contact").
+        "ALTER TABLE leads ADD COLUMN first_contact_at TEXT",
+        # Filled by the voicemail pipeline; searched with the rest.
+        "ALTER TABLE leads ADD COLUMN transcript TEXT",
+        # What full-text search indexes for a phone: the digits and their usual tails, so
+        # "514 555-0101", "5550101" and "0101" all find +15145550101.
+        """ALTER TABLE leads ADD COLUMN search_phone TEXT GENERATED ALWAYS AS (
+            CASE WHEN phone IS NULL THEN NULL ELSE
+              substr(phone, 2) || ' ' || substr(phone, 3) || ' ' || substr(phone, -7) || ' ' || substr(phone, -4)
+            END) VIRTUAL""",
+        # The business as a search token: a search only walks its own business's entries.
+        "ALTER TABLE leads ADD COLUMN search_tenant TEXT GENERATED ALWAYS AS ('b' || business_id) VIRTUAL",
+        """CREATE VIRTUAL TABLE leads_fts USING fts5(
+            search_tenant, first_name, last_name, search_phone, email, need, notes, transcript,
+            content='leads', content_rowid='id', tokenize='unicode61 remove_diacritics 2'
+        )""",
+        """CREATE TRIGGER leads_fts_insert AFTER INSERT ON leads BEGIN
+            INSERT INTO leads_fts(rowid, search_tenant, first_name, last_name, search_phone, email, need,
+                                  notes, transcript)
+            VALUES (new.id, new.search_tenant, new.first_name, new.last_name, new.search_phone, new.email,
+                    new.need, new.notes, new.transcript);
+        END""",
+        """CREATE TRIGGER leads_fts_delete AFTER DELETE ON leads BEGIN
+            INSERT INTO leads_fts(leads_fts, rowid, search_tenant, first_name, last_name, search_phone, email,
+                                  need, notes, transcript)
+            VALUES ('delete', old.id, old.search_tenant, old.first_name, old.last_name, old.search_phone,
+                    old.email, old.need, old.notes, old.transcript);
+        END""",
+        """CREATE TRIGGER leads_fts_update AFTER UPDATE OF first_name, last_name, phone, email, need, notes,
+                                                   transcript ON leads BEGIN
+            INSERT INTO leads_fts(leads_fts, rowid, search_tenant, first_name, last_name, search_phone, email,
+                                  need, notes, transcript)
+            VALUES ('delete', old.id, old.search_tenant, old.first_name, old.last_name, old.search_phone,
+                    old.email, old.need, old.notes, old.transcript);
+            INSERT INTO leads_fts(rowid, search_tenant, first_name, last_name, search_phone, email, need,
+                                  notes, transcript)
+            VALUES (new.id, new.search_tenant, new.first_name, new.last_name, new.search_phone, new.email,
+                    new.need, new.notes, new.transcript);
+        END""",
+        "INSERT INTO leads_fts(leads_fts) VALUES ('rebuild')",
+        "CREATE INDEX leads_business_created ON leads(business_id, created_at)",
+        "CREATE INDEX leads_business_channel ON leads(business_id, channel, created_at)",
+        # The lead's timeline: status changes, notes, edits (field names), appointments, SMS.
+        """CREATE TABLE lead_events (
+            id INTEGER PRIMARY KEY,
+            business_id INTEGER NOT NULL REFERENCES businesses(id),
+            lead_id INTEGER NOT NULL REFERENCES leads(id),
+            at TEXT NOT NULL,
+            user_id INTEGER REFERENCES users(id),
+            kind TEXT NOT NULL CHECK (kind IN ('status', 'note', 'edit', 'appointment', 'sms')),
+            data TEXT NOT NULL DEFAULT '{}',
+            body TEXT
+        )""",
+        "CREATE INDEX lead_events_lead ON lead_events(business_id, lead_id, at)",
+        """CREATE TABLE appointments (
+            id INTEGER PRIMARY KEY,
+            business_id INTEGER NOT NULL REFERENCES businesses(id),
+            lead_id INTEGER NOT NULL REFERENCES leads(id),
+            starts_at TEXT NOT NULL,
+            ends_at TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'booked' CHECK (status IN ('booked', 'cancelled')),
+            created_by INTEGER REFERENCES users(id),
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )""",
+        "CREATE INDEX appointments_business_time ON appointments(business_id, starts_at)",
+        # Secret of the business's calendar feed URL; greeting texts for its phone system.
+        "ALTER TABLE businesses ADD COLUMN ics_token TEXT",
+        "ALTER TABLE businesses ADD COLUMN greeting_fr TEXT",
+        "ALTER TABLE businesses ADD COLUMN greeting_en TEXT",
+        "ALTER TABLE users ADD COLUMN must_change_password INTEGER NOT NULL DEFAULT 0",
+    )
+
 def _in_child(*args: str) -> list[str]:
     result = subprocess.run(
         [sys.executable, "-m", "app.migrations", *args],

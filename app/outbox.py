@@ -34,16 +34,19 @@ def queue_new_lead_sms(conn: apsw.Connection, *, business: dict, lead_id: int, p
     link = f"{public_url}/{lang}/app/leads/{lead_id}"
     text = (i18n.gettext_in(lang, "URGENT request on Capteo — %(link)s") if urgent
             else i18n.gettext_in(lang, "New request on Capteo — %(link)s")) % {"link": link}
+    return [queue(conn, business_id=business["id"], lead_id=lead_id, kind="owner_new_lead", to=phone, body=text)
+            for phone in json.loads(business.get("notify_phones") or "[]")]
+
+
+def queue(conn: apsw.Connection, *, business_id: int, lead_id: int | None, kind: str, to: str, body: str) -> int:
+    """Put one SMS in the outbox, in the caller's transaction; returns its id."""
     now = clock.now_iso()
-    ids = []
-    for phone in json.loads(business.get("notify_phones") or "[]"):
-        conn.execute(
-            "INSERT INTO outbox (business_id, lead_id, kind, to_phone, body, next_attempt_at, created_at)"
-            " VALUES (?, ?, 'owner_new_lead', ?, ?, ?, ?)",
-            (business["id"], lead_id, phone, text, now, now),
-        )
-        ids.append(conn.last_insert_rowid())
-    return ids
+    conn.execute(
+        "INSERT INTO outbox (business_id, lead_id, kind, to_phone, body, next_attempt_at, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (business_id, lead_id, kind, to, body, now, now),
+    )
+    return conn.last_insert_rowid()
 
 
 def due(db: Database, now: datetime | None = None, limit: int = 100) -> list[int]:

@@ -8,11 +8,15 @@ not to) starts the Huey consumer on worker threads inside this process.
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import threading
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from babel.dates import get_day_names
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from litestar import Litestar, Request, Response
 from litestar.config.csrf import CSRFConfig
@@ -25,9 +29,10 @@ from litestar.template.config import TemplateConfig
 from litestar.types import Message
 
 import jobs
-from app import demo, forms, i18n, migrations
+from app import auth, custom_fields, demo, i18n, leads, migrations
 from app.config import ROOT, Config
 from app.db import Database
+from app.ratelimit import RateLimiter
 
 log = logging.getLogger("capteo")
 
@@ -82,10 +87,23 @@ def make_environment() -> Environment:
         other_lang=lambda: i18n.other_language(i18n.current_language.get()),
         language_name=i18n.language_name,
         switch_url=switch_url,
+        status_label=lambda s: i18n.gettext(leads.STATUS_LABELS[s]),
+        when=i18n.format_when,
+        day_name=lambda i: get_day_names("wide", locale=i18n.LOCALES[i18n.current_language.get()])[i].capitalize(),
+        kind_label=lambda k: i18n.gettext(custom_fields.KIND_LABELS[k]),
+        weekday=i18n.format_weekday,
+        short_date=i18n.format_short_date,
+        duration=i18n.format_duration,
+        minutes=lambda a: int((datetime.fromisoformat(a["ends_at"]) - datetime.fromisoformat(a["starts_at"]))
+                              .total_seconds() // 60),
+        local_parts=lambda iso, tz: (lambda d: (d.date().isoformat(), d.strftime("%H:%M")))(
+            datetime.fromisoformat(iso).astimezone(ZoneInfo(tz))),
+        channel_label=lambda c: i18n.gettext(leads.CHANNEL_LABELS[c]),
     )
     env.filters["datetime"] = i18n.format_datetime
     env.filters["date"] = i18n.format_date
     env.filters["phone"] = i18n.format_phone
+    env.filters["fromjson"] = json.loads
     return env
 
 
@@ -125,6 +143,21 @@ def error_page(request: Request, exc: Exception) -> Response:
         return bare(request, path)
     i18n.current_language.set(_error_language(request))
     return Template("error.html", context={"status": status}, status_code=status)
+
+
+def sign_in_required(request: Request, exc: Exception) -> Response:
+    from app.dashboard import sign_in_redirect
+
+    if request.app.state.config.get("auth", "mode") == "cloudflare":
+        # Cloudflare Access signs people in; a request without a valid token is refused.
+        i18n.current_language.set(_error_language(request))
+        return Template("error.html", context={"status": 401}, status_code=401)
+    return sign_in_redirect(request)
+
+
+def owners_only(request: Request, exc: Exception) -> Response:
+    i18n.current_language.set(_error_language(request))
+    return Template("error.html", context={"status": 403, "owners_only": True}, status_code=403)
 
 
 def _security_headers(message: Message) -> None:
@@ -180,7 +213,7 @@ class InProcessWorker:
 
 
 def create_app(config: Config, *, run_worker: bool = True) -> Litestar:
-    from app import dashboard, form_pages, pages  # routes import web helpers; import them late
+    from app import dashboard, form_pages, pages, settings_pages  # routes import web helpers; import late
 
     config.ensure_dirs()
     i18n.check_catalogs()
@@ -222,13 +255,15 @@ def create_app(config: Config, *, run_worker: bool = True) -> Litestar:
             *pages.routes,
             *dashboard.routes,
             *form_pages.routes,
+            *settings_pages.routes,
             create_static_files_router(path="/static", directories=[ROOT / "static"], name="static"),
         ],
         template_config=TemplateConfig(engine=_Engine.from_environment(make_environment())),
         plugins=[HTMXPlugin()],
         csrf_config=csrf,
         before_send=[before_send],
-        exception_handlers={HTTPException: error_page, Exception: error_page},
+        exception_handlers={HTTPException: error_page, auth.SignInRequired: sign_in_required,
+                            auth.OwnersOnly: owners_only, Exception: error_page},
         on_startup=[on_startup],
         on_shutdown=[on_shutdown],
         openapi_config=None,
@@ -237,5 +272,12 @@ def create_app(config: Config, *, run_worker: bool = True) -> Litestar:
     app.state.config = config
     app.state.db = db
     app.state.worker = None
-    app.state.form_limiter = forms.RateLimiter(config.get("forms", "rate_limit"), config.get("forms", "rate_window"))
+    app.state.form_limiter = RateLimiter(config.get("forms", "rate_limit"), config.get("forms", "rate_window"))
+    if config.get("auth", "mode") == "cloudflare":
+        from app.cloudflare_access import AccessVerifier
+
+        app.state.access_verifier = AccessVerifier(
+            config.get("auth", "cloudflare_team_domain"), config.get("auth", "cloudflare_audience"),
+            config.get("auth", "cloudflare_certs_url") or None)
+    app.state.login_limiter = RateLimiter(config.get("auth", "login_attempts"), config.get("auth", "login_window"))
     return app

@@ -105,7 +105,7 @@ def test_viewing_the_inbox_is_audited_without_values(client, db, two_businesses)
 
 def test_htmx_tab_returns_the_fragment_only(client, two_businesses):
     sign_in(client, "owner@gagnon.test")
-    r = client.get("/fr/app/leads?status=new", headers={"HX-Request": "true"})
+    r = client.get("/fr/app/leads?status=new", headers={"HX-Request": "true", "HX-Target": "inbox"})
     assert "<html" not in r.text and "Hélène" in r.text
-    r = client.get("/fr/app/leads?status=closed", headers={"HX-Request": "true"})
+    r = client.get("/fr/app/leads?status=closed", headers={"HX-Request": "true", "HX-Target": "inbox"})
     assert "Aucune demande ici pour l'instant." in r.text

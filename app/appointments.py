@@ -1,0 +1,203 @@
+"""Appointments with a lead: book, move, cancel; the week calendar; the ICS feed.
+
+Times are entered and shown in the business's time zone and stored in UTC. Each
+change sends the client a confirmation SMS (through the outbox) in the client's
+language, and lands on the lead's timeline and in the audit log.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+from app import audit, clock, i18n, leads, outbox
+from app.db import Database
+
+MIN_DURATION, MAX_DURATION = 15, 8 * 60
+
+
+class AppointmentError(ValueError):
+    """The message is a msgid for the person."""
+
+
+@dataclass
+class Slot:
+    starts_at: datetime  # UTC
+    ends_at: datetime
+
+    @classmethod
+    def local(cls, day: str, at: str, minutes: int, tz: str) -> "Slot":
+        """From the form's date, time and duration, in the business's time zone."""
+        try:
+            start = datetime.fromisoformat(f"{day}T{at}").replace(tzinfo=ZoneInfo(tz))
+        except ValueError:
+            raise AppointmentError(i18n.N_("Enter a date and a time."))
+        if not MIN_DURATION <= minutes <= MAX_DURATION:
+            raise AppointmentError(i18n.N_("The duration must be between 15 minutes and 8 hours."))
+        start = start.astimezone(timezone.utc)
+        return cls(start, start + timedelta(minutes=minutes))
+
+
+def _iso(dt: datetime) -> str:
+    return dt.astimezone(timezone.utc).isoformat(timespec="seconds")
+
+
+def overlapping(db: Database, business_id: int, slot: Slot, exclude_id: int | None = None) -> list[dict]:
+    """Booked appointments of the business that overlap the slot (a warning, not a refusal)."""
+    return db.query(
+        """SELECT a.*, l.first_name, l.last_name FROM appointments a JOIN leads l ON l.id = a.lead_id
+           WHERE a.business_id = ? AND a.status = 'booked' AND a.starts_at < ? AND a.ends_at > ?
+             AND a.id != coalesce(?, -1) ORDER BY a.starts_at""",
+        (business_id, _iso(slot.ends_at), _iso(slot.starts_at), exclude_id),
+    )
+
+
+def _confirmation(business: dict, lead: dict, slot: Slot | None, msgid: str) -> str:
+    lang = lead["language"]
+    text = i18n.gettext_in(lang, msgid)
+    when = i18n.format_when(slot.starts_at, business["timezone"], lang) if slot else ""
+    return text % {"business": business["name"], "when": when}
+
+
+def _notify_client(conn, business: dict, lead: dict, slot: Slot | None, msgid: str) -> int | None:
+    if not lead["phone"]:
+        return None
+    return outbox.queue(conn, business_id=business["id"], lead_id=lead["id"], kind="client_appointment",
+                        to=lead["phone"], body=_confirmation(business, lead, slot, msgid))
+
+
+def book(db: Database, business: dict, lead_id: int, slot: Slot, *, user_id: int) -> tuple[int, list[int]]:
+    """Returns (appointment id, outbox ids to wake). LookupError: not this business's lead."""
+    now = clock.now_iso()
+    with db.write() as conn:
+        lead = leads._locked(conn, business["id"], lead_id)
+        conn.execute(
+            "INSERT INTO appointments (business_id, lead_id, starts_at, ends_at, created_by, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (business["id"], lead_id, _iso(slot.starts_at), _iso(slot.ends_at), user_id, now, now),
+        )
+        appointment_id = conn.last_insert_rowid()
+        leads._event(conn, business_id=business["id"], lead_id=lead_id, user_id=user_id, kind="appointment",
+                     data={"action": "booked", "appointment_id": appointment_id, "starts_at": _iso(slot.starts_at)})
+        audit.record(conn, actor=f"user:{user_id}", action="appointment.book", entity="appointment",
+                     entity_id=appointment_id, business_id=business["id"], fields=["starts_at", "ends_at"])
+        sms = _notify_client(conn, business, lead, slot, i18n.N_(
+            "%(business)s: your appointment is confirmed for %(when)s. Reply or call us to change it."))
+    if lead["status"] in ("new", "contacted"):
+        leads.set_status(db, business["id"], lead_id, "scheduled", user_id=user_id)
+    return appointment_id, [sms] if sms else []
+
+
+def _appointment(conn, business_id: int, appointment_id: int) -> dict:
+    rows = list(conn.execute("SELECT * FROM appointments WHERE business_id = ? AND id = ?",
+                             (business_id, appointment_id)))
+    if not rows:
+        raise LookupError(appointment_id)
+    return rows[0]
+
+
+def move(db: Database, business: dict, appointment_id: int, slot: Slot, *, user_id: int) -> list[int]:
+    with db.write() as conn:
+        appt = _appointment(conn, business["id"], appointment_id)
+        if appt["status"] != "booked":
+            raise AppointmentError(i18n.N_("This appointment was cancelled."))
+        lead = leads._locked(conn, business["id"], appt["lead_id"])
+        conn.execute("UPDATE appointments SET starts_at = ?, ends_at = ?, updated_at = ? WHERE id = ?",
+                     (_iso(slot.starts_at), _iso(slot.ends_at), clock.now_iso(), appointment_id))
+        leads._event(conn, business_id=business["id"], lead_id=lead["id"], user_id=user_id, kind="appointment",
+                     data={"action": "moved", "appointment_id": appointment_id, "starts_at": _iso(slot.starts_at)})
+        audit.record(conn, actor=f"user:{user_id}", action="appointment.move", entity="appointment",
+                     entity_id=appointment_id, business_id=business["id"], fields=["starts_at", "ends_at"])
+        sms = _notify_client(conn, business, lead, slot, i18n.N_(
+            "%(business)s: your appointment was moved to %(when)s."))
+    return [sms] if sms else []
+
+
+def cancel(db: Database, business: dict, appointment_id: int, *, user_id: int) -> list[int]:
+    with db.write() as conn:
+        appt = _appointment(conn, business["id"], appointment_id)
+        if appt["status"] == "cancelled":
+            return []
+        lead = leads._locked(conn, business["id"], appt["lead_id"])
+        conn.execute("UPDATE appointments SET status = 'cancelled', updated_at = ? WHERE id = ?",
+                     (clock.now_iso(), appointment_id))
+        leads._event(conn, business_id=business["id"], lead_id=lead["id"], user_id=user_id, kind="appointment",
+                     data={"action": "cancelled", "appointment_id": appointment_id})
+        audit.record(conn, actor=f"user:{user_id}", action="appointment.cancel", entity="appointment",
+                     entity_id=appointment_id, business_id=business["id"], fields=["status"])
+        slot = Slot(datetime.fromisoformat(appt["starts_at"]), datetime.fromisoformat(appt["ends_at"]))
+        sms = _notify_client(conn, business, lead, slot, i18n.N_(
+            "%(business)s: your appointment of %(when)s is cancelled. We will contact you."))
+    return [sms] if sms else []
+
+
+def for_lead(db: Database, business_id: int, lead_id: int) -> list[dict]:
+    return db.query("SELECT * FROM appointments WHERE business_id = ? AND lead_id = ? ORDER BY starts_at",
+                    (business_id, lead_id))
+
+
+def week(db: Database, business_id: int, monday: date, tz: str) -> list[dict]:
+    """Booked appointments from Monday 00:00 to the next Monday, local time."""
+    start = datetime.combine(monday, datetime.min.time(), ZoneInfo(tz))
+    end = start + timedelta(days=7)
+    return db.query(
+        """SELECT a.*, l.first_name, l.last_name, l.reference FROM appointments a JOIN leads l ON l.id = a.lead_id
+           WHERE a.business_id = ? AND a.status = 'booked' AND a.starts_at >= ? AND a.starts_at < ?
+           ORDER BY a.starts_at""",
+        (business_id, _iso(start), _iso(end)),
+    )
+
+
+def feed_token(db: Database, business_id: int) -> str:
+    """The secret in the business's calendar feed URL, made on first use."""
+    row = db.query_one("SELECT ics_token FROM businesses WHERE id = ?", (business_id,))
+    if row["ics_token"]:
+        return row["ics_token"]
+    token = secrets.token_urlsafe(24)
+    with db.write() as conn:
+        conn.execute("UPDATE businesses SET ics_token = coalesce(ics_token, ?) WHERE id = ?", (token, business_id))
+    return db.query_one("SELECT ics_token FROM businesses WHERE id = ?", (business_id,))["ics_token"]
+
+
+def _ics_text(value: str) -> str:
+    return (value.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,")
+            .replace("\r", "").replace("\n", "\\n"))
+
+
+def _fold(line: str) -> str:
+    """RFC 5545: lines of at most 75 octets, continued with a space."""
+    out, current = [], ""
+    for ch in line:
+        if len((current + ch).encode()) > 75:
+            out.append(current)
+            current = " " + ch
+        else:
+            current += ch
+    out.append(current)
+    return "\r\n".join(out)
+
+
+def ics(db: Database, business: dict, public_url: str, since: datetime | None = None) -> str:
+    """The business's booked appointments (from 30 days back) as an iCalendar feed.
+    Summaries carry the client's first name and the lead's reference only."""
+    since = since or clock.now() - timedelta(days=30)
+    rows = db.query(
+        """SELECT a.*, l.first_name, l.reference FROM appointments a JOIN leads l ON l.id = a.lead_id
+           WHERE a.business_id = ? AND a.status = 'booked' AND a.ends_at >= ? ORDER BY a.starts_at""",
+        (business["id"], _iso(since)),
+    )
+    stamp = clock.now().strftime("%Y%m%dT%H%M%SZ")
+    lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//Capteo//Appointments//FR",
+             "CALSCALE:GREGORIAN", f"X-WR-CALNAME:{_ics_text(business['name'])} — Capteo"]
+    for r in rows:
+        start = datetime.fromisoformat(r["starts_at"]).strftime("%Y%m%dT%H%M%SZ")
+        end = datetime.fromisoformat(r["ends_at"]).strftime("%Y%m%dT%H%M%SZ")
+        lang = business.get("language") or "fr"
+        summary = f"{r['first_name'] or ''} ({r['reference']})".strip()
+        lines += ["BEGIN:VEVENT", f"UID:capteo-appointment-{r['id']}@capteo", f"DTSTAMP:{stamp}",
+                  f"DTSTART:{start}", f"DTEND:{end}", f"SUMMARY:{_ics_text(summary)}",
+                  f"URL:{public_url}/{lang}/app/leads/{r['lead_id']}", "END:VEVENT"]
+    lines.append("END:VCALENDAR")
+    return "\r\n".join(_fold(line) for line in lines) + "\r\n"
