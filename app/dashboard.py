@@ -359,7 +359,7 @@ def calendar(request: Request, week: FromQuery[str | None] = None) -> Template:
     days = []
     for i in range(7):
         d = monday + timedelta(days=i)
-        days.append({"date": d, "items": [r for r in rows
+        days.append({"date": d, "appointments": [r for r in rows
                                           if datetime.fromisoformat(r["starts_at"]).astimezone(tz).date() == d]})
     token = appointments.feed_token(request.app.state.db, session["business_id"])
     return Template("calendar.html", context={
