@@ -33,7 +33,7 @@ locales/%/LC_MESSAGES/messages.mo: locales/%/LC_MESSAGES/messages.po $(STAMP)
 
 # Developer step after changing strings: re-extract and merge into the catalogs.
 extract: $(STAMP)
-	$(VENV)/bin/pybabel extract -F babel.cfg -k _ -k gettext -k gettext_in:2 -k N_ --no-location \
+	$(VENV)/bin/pybabel extract -F babel.cfg -k _ -k gettext -k gettext_in:2 -k N_ -k NP_:1c,2 --no-location \
 	    --sort-output --project Capteo -o locales/messages.pot .
 	$(VENV)/bin/pybabel update -i locales/messages.pot -d locales -D messages --no-fuzzy-matching
 

@@ -84,7 +84,7 @@ def book(db: Database, business: dict, lead_id: int, slot: Slot, *, user_id: int
         audit.record(conn, actor=f"user:{user_id}", action="appointment.book", entity="appointment",
                      entity_id=appointment_id, business_id=business["id"], fields=["starts_at", "ends_at"])
         sms = _notify_client(conn, business, lead, slot, i18n.N_(
-            "%(business)s: your appointment is confirmed for %(when)s. Reply or call us to change it."))
+            "%(business)s: your appointment is confirmed for %(when)s — reply or call us to change it."))
     if lead["status"] in ("new", "contacted"):
         leads.set_status(db, business["id"], lead_id, "scheduled", user_id=user_id)
     return appointment_id, [sms] if sms else []
@@ -111,7 +111,7 @@ def move(db: Database, business: dict, appointment_id: int, slot: Slot, *, user_
         audit.record(conn, actor=f"user:{user_id}", action="appointment.move", entity="appointment",
                      entity_id=appointment_id, business_id=business["id"], fields=["starts_at", "ends_at"])
         sms = _notify_client(conn, business, lead, slot, i18n.N_(
-            "%(business)s: your appointment was moved to %(when)s."))
+            "%(business)s: your appointment was moved — new time: %(when)s"))
     return [sms] if sms else []
 
 

@@ -388,7 +388,7 @@ def ics_feed(request: Request, token: FromPath[str]) -> Response:
 def lead_map(request: Request) -> Template:
     session = require(request)
     config = request.app.state.config
-    labels = {s: i18n.gettext(leads.STATUS_LABELS[s]) for s in leads.STATUSES}
+    labels = {s: i18n.pgettext(*leads.STATUS_LABELS[s]) for s in leads.STATUSES}
     # This page alone may load the tile server's images.
     tiles = config.get("map", "tile_url")
     origin = "/".join(tiles.split("/")[:3])

@@ -54,6 +54,11 @@ def N_(message: str) -> str:
     return message
 
 
+def NP_(context: str, message: str) -> tuple[str, str]:
+    """N_ with a context, for words that translate differently by use."""
+    return context, message
+
+
 def gettext(message: str) -> str:
     return translations(current_language.get()).ugettext(message)
 

@@ -15,12 +15,16 @@ import apsw
 
 from app import audit, clock
 from app.db import Database
-from app.i18n import N_
+from app.i18n import N_, NP_
 
 STATUSES = ("new", "scheduled", "contacted", "closed", "archived")
 CHANNELS = ("web", "phone", "chat")
-STATUS_LABELS = {"new": N_("New"), "scheduled": N_("Scheduled"), "contacted": N_("Contacted"),
-                 "closed": N_("Closed"), "archived": N_("Archived"), "anonymized": N_("Anonymized")}
+# One lead's status (singular, «Nouvelle»), and the inbox tab that lists them (plural, «Nouvelles»).
+STATUS_LABELS = {"new": NP_("lead status", "New"), "scheduled": NP_("lead status", "Scheduled"),
+                 "contacted": NP_("lead status", "Contacted"), "closed": NP_("lead status", "Closed"),
+                 "archived": NP_("lead status", "Archived"), "anonymized": NP_("lead status", "Anonymized")}
+STATUS_TABS = {"new": N_("New"), "scheduled": N_("Scheduled"), "contacted": N_("Contacted"),
+               "closed": N_("Closed"), "archived": N_("Archived")}
 CHANNEL_LABELS = {"web": N_("Web form"), "phone": N_("Voicemail"), "chat": N_("Chat")}
 PERSONAL_FIELDS = (
     "first_name", "last_name", "phone", "email", "street_address", "postal_code", "need", "notes",

@@ -38,8 +38,15 @@ def queue_new_lead_sms(conn: apsw.Connection, *, business: dict, lead_id: int, p
             for phone in json.loads(business.get("notify_phones") or "[]")]
 
 
+# Characters outside the GSM 03.38 alphabet make an SMS UCS-2: 70 characters a part
+# instead of 160, so twice the parts and twice the cost for the same text.
+_GSM_FRIENDLY = str.maketrans({"\u2014": "-", "\u2013": "-", "\u202f": " ", "\u00a0": " ", "\u2019": "'",
+                               "\u00ab": '"', "\u00bb": '"'})
+
+
 def queue(conn: apsw.Connection, *, business_id: int, lead_id: int | None, kind: str, to: str, body: str) -> int:
     """Put one SMS in the outbox, in the caller's transaction; returns its id."""
+    body = body.translate(_GSM_FRIENDLY)
     now = clock.now_iso()
     conn.execute(
         "INSERT INTO outbox (business_id, lead_id, kind, to_phone, body, next_attempt_at, created_at)"

@@ -106,7 +106,7 @@ def test_accepted_submission_stores_everything_in_one_go(client, db, shop):
     assert entry["entity_id"] == str(lead["id"]) and "phone" in entry["fields"] and "Côté" not in str(entry)
     sms = db.query_one("SELECT * FROM outbox")
     assert sms["to_phone"] == "+15145550100" and sms["status"] == "pending"
-    assert sms["body"] == f"Nouvelle demande sur Capteo — http://127.0.0.1:8000/fr/app/leads/{lead['id']}"
+    assert sms["body"] == f"Nouvelle demande sur Capteo - http://127.0.0.1:8000/fr/app/leads/{lead['id']}"
     # The thank-you page shows what was received, phone in the national format.
     assert "514 555-0101" in r.text and "Maison" in r.text
 

@@ -62,7 +62,7 @@ def test_submission_reaches_the_owner_by_sms_and_the_map(tmp_path):
             assert _wait(lambda: len(twilio.sent) == 1), srv.log.read_text()[-3000:]
             lead = _lead(srv, reference)
             assert twilio.sent[0]["To"] == "+15145550100"
-            assert twilio.sent[0]["Body"] == f"Nouvelle demande sur Capteo — {srv.url}/fr/app/leads/{lead['id']}"
+            assert twilio.sent[0]["Body"] == f"Nouvelle demande sur Capteo - {srv.url}/fr/app/leads/{lead['id']}"
             assert _wait(lambda: _lead(srv, reference)["geocode_status"] == "done")
             assert _lead(srv, reference)["latitude"] == pytest.approx(45.5288)
         finally:
