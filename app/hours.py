@@ -49,7 +49,7 @@ def callback_message(hours_json: str, tz: str, now: datetime) -> str | None:
                 if start < time(12):
                     return i18n.gettext("We are closed right now; we will call you back tomorrow morning.")
                 return i18n.gettext("We are closed right now; we will call you back from %(time)s tomorrow.") % {"time": at}
-            weekday = i18n.format_weekday(day)
+            weekday = i18n.format_weekday(day, heading=False)
             return i18n.gettext("We are closed right now; we will call you back from %(time)s on %(day)s.") % {
                 "day": weekday, "time": at}
     return None

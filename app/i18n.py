@@ -115,7 +115,13 @@ def format_datetime(value: datetime | str | None, tz: str, fmt: str = "medium", 
     (the request's language unless `lang` says otherwise)."""
     if value is None or value == "":
         return ""
-    return _format_datetime(_to_zone(value, tz), format=fmt, locale=LOCALES[lang or current_language.get()])
+    lang = lang or current_language.get()
+    local = _to_zone(value, tz)
+    if fmt == "medium":
+        # Babel's medium time carries seconds («14 h 58 min 20 s»): nobody needs them here.
+        clock_time = format_time(local.time(), FR_TIME if lang == "fr" else "short", locale=LOCALES[lang])
+        return f"{_format_date(local.date(), format='medium', locale=LOCALES[lang])}, {clock_time}"
+    return _format_datetime(local, format=fmt, locale=LOCALES[lang])
 
 
 def format_date(value: datetime | date | str | None, tz: str, fmt: str = "long") -> str:
@@ -151,10 +157,11 @@ def format_phone(e164: str | None) -> str:
     return national
 
 
-def format_weekday(value: datetime | date) -> str:
-    """«lundi», "Monday"."""
+def format_weekday(value: datetime | date, heading: bool = True) -> str:
+    """«Lundi» as a heading, «lundi» in a French sentence; "Monday" either way."""
     day = value.date() if isinstance(value, datetime) else value
-    return _format_date(day, format="EEEE", locale=LOCALES[current_language.get()])
+    name = _format_date(day, format="EEEE", locale=LOCALES[current_language.get()])
+    return name[:1].upper() + name[1:] if heading else name
 
 
 def gettext_in(lang: str, message: str) -> str:
