@@ -7,6 +7,8 @@
     python run.py business create --slug S --name NAME --owner EMAIL --password P
     python run.py backup DEST          consistent copy of the data directory, while running
     python run.py audit verify         check the audit log's hash chain
+    python run.py retention run [--as-of DATETIME]   Law 25 sweep now (or as if it were then)
+    python run.py incident add|list|export           the privacy incident register
     python run.py check                validate the configuration; say what is missing
     python run.py systemd-unit         print a systemd unit for this installation
 
@@ -151,6 +153,62 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     return 1
 
 
+def cmd_retention_run(args: argparse.Namespace) -> int:
+    from datetime import datetime, timezone
+
+    from app import retention
+
+    config = _load(args)
+    db = _prepare(config)
+    as_of = None
+    if args.as_of:
+        try:
+            as_of = datetime.fromisoformat(args.as_of)
+        except ValueError:
+            print("error: --as-of takes an ISO date-time, e.g. 2026-12-31T12:00:00+00:00", file=sys.stderr)
+            return 2
+        as_of = as_of if as_of.tzinfo else as_of.replace(tzinfo=timezone.utc)
+    report = retention.sweep(db, config, as_of=as_of)
+    print(f"anonymized {len(report.anonymized)} lead(s); deleted the audio of {len(report.audio_deleted)} "
+          f"voicemail(s)")
+    return 0
+
+
+def cmd_incident_add(args: argparse.Namespace) -> int:
+    from app import incidents
+
+    config = _load(args)
+    db = _prepare(config)
+    try:
+        incident_id = incidents.add(db, {k: getattr(args, k) for k in incidents.FIELDS})
+    except incidents.IncidentError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"incident {incident_id} recorded")
+    return 0
+
+
+def cmd_incident_list(args: argparse.Namespace) -> int:
+    from app import incidents
+
+    config = _load(args)
+    db = _prepare(config)
+    for row in incidents.all(db):
+        serious = "SERIOUS" if row["serious_injury_risk"] else "not serious"
+        print(f"#{row['id']} recorded {row['recorded_at']} · occurred {row['occurred']} · {serious} · "
+              f"{row['persons_concerned']} person(s) · {row['circumstances'][:60]}")
+    print(f"read-only page: {config.public_url}/fr/operator/incidents?key={config.secret('operator')}")
+    return 0
+
+
+def cmd_incident_export(args: argparse.Namespace) -> int:
+    from app import incidents
+
+    config = _load(args)
+    sys.stdout.write(incidents.csv_export(_prepare(config)))
+    return 0
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from app import health, i18n, migrations
 
@@ -255,6 +313,32 @@ def build_parser() -> argparse.ArgumentParser:
 
     audit = sub.add_parser("audit", help="audit log").add_subparsers(dest="action", required=True)
     audit.add_parser("verify", help="check the hash chain").set_defaults(func=cmd_audit_verify)
+
+    retention = sub.add_parser("retention", help="Law 25 retention").add_subparsers(dest="action", required=True)
+    sweep = retention.add_parser("run", help="anonymize and delete what is due now (or as of --as-of)")
+    sweep.add_argument("--as-of", help="run as if it were this ISO date-time (checks, tests)")
+    sweep.set_defaults(func=cmd_retention_run)
+
+    incident = sub.add_parser("incident", help="the privacy incident register").add_subparsers(
+        dest="action", required=True)
+    add = incident.add_parser("add", help="record an incident (every field is required)")
+    add.add_argument("--business", help="slug of the business concerned, if one")
+    add.add_argument("--information-involved", required=True, dest="information_involved",
+                     help="the personal information involved, or why it is not known")
+    add.add_argument("--circumstances", required=True)
+    add.add_argument("--occurred", required=True, help="date or period of the incident")
+    add.add_argument("--learned-on", required=True, dest="learned_on", help="date the business learned of it")
+    add.add_argument("--persons-concerned", required=True, dest="persons_concerned",
+                     help="number of persons concerned (or an estimate, and why)")
+    add.add_argument("--risk-assessment", required=True, dest="risk_assessment",
+                     help="assessment of the risk of serious injury")
+    add.add_argument("--serious", choices=["yes", "no"], required=True, dest="serious_injury_risk")
+    add.add_argument("--commission-notified-on", dest="commission_notified_on")
+    add.add_argument("--persons-notified-on", dest="persons_notified_on")
+    add.add_argument("--measures", required=True, help="measures taken")
+    add.set_defaults(func=cmd_incident_add)
+    incident.add_parser("list", help="list the register").set_defaults(func=cmd_incident_list)
+    incident.add_parser("export", help="the register as CSV on stdout").set_defaults(func=cmd_incident_export)
 
     sub.add_parser("check", help="validate configuration, list what is missing").set_defaults(func=cmd_check)
     sub.add_parser("systemd-unit", help="print a systemd unit file").set_defaults(func=cmd_systemd_unit)

@@ -110,6 +110,13 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "geocoder": {
         "api_base": Key(str, "https://geocoder.ca", _http_url),
     },
+    "retention": {
+        "anonymize_archived_after_days": Key(int, 30, _positive),
+        "delete_audio_after_days": Key(int, 30, _positive),
+    },
+    "privacy": {
+        "contact": Key(str, ""),
+    },
     "demo": {
         "create": Key(bool, True),
     },

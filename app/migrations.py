@@ -285,6 +285,66 @@ def m006_dashboard(db: sqlite_utils.Database) -> None:
         "ALTER TABLE users ADD COLUMN must_change_password INTEGER NOT NULL DEFAULT 0",
     )
 
+@migrations()
+def m007_law25(db: sqlite_utils.Database) -> None:
+    _run(
+        db,
+        # A voicemail's audio and transcript; the voicemail pipeline adds its processing state.
+        """CREATE TABLE voicemails (
+            id INTEGER PRIMARY KEY,
+            business_id INTEGER NOT NULL REFERENCES businesses(id),
+            lead_id INTEGER REFERENCES leads(id),
+            caller_id TEXT,
+            audio_path TEXT,
+            duration_s REAL,
+            transcript TEXT,
+            created_at TEXT NOT NULL,
+            audio_deleted_at TEXT
+        )""",
+        "CREATE INDEX voicemails_audio_due ON voicemails(created_at) WHERE audio_path IS NOT NULL",
+        "CREATE INDEX voicemails_business ON voicemails(business_id, created_at)",
+        "CREATE INDEX leads_archived ON leads(archived_at) WHERE status = 'archived'",
+        # Set when a person contests what the AI extracted: a human must review it.
+        "ALTER TABLE leads ADD COLUMN review_requested_at TEXT",
+        """CREATE TABLE privacy_requests (
+            id INTEGER PRIMARY KEY,
+            business_id INTEGER NOT NULL REFERENCES businesses(id),
+            kind TEXT NOT NULL CHECK (kind IN ('access', 'rectification', 'erasure', 'portability',
+                                               'withdrawal', 'contest', 'deindexing')),
+            person TEXT NOT NULL,
+            contact TEXT NOT NULL,
+            details TEXT,
+            source TEXT NOT NULL CHECK (source IN ('dashboard', 'public')),
+            received_on TEXT NOT NULL,
+            due_on TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'answered')),
+            answer TEXT,
+            answered_at TEXT,
+            created_at TEXT NOT NULL
+        )""",
+        "CREATE INDEX privacy_requests_business ON privacy_requests(business_id, status, due_on)",
+        # The regulation's register (s. 7): every incident, all fields required, append-only.
+        """CREATE TABLE incidents (
+            id INTEGER PRIMARY KEY,
+            recorded_at TEXT NOT NULL,
+            business_id INTEGER REFERENCES businesses(id),
+            information_involved TEXT NOT NULL CHECK (length(trim(information_involved)) > 0),
+            circumstances TEXT NOT NULL CHECK (length(trim(circumstances)) > 0),
+            occurred TEXT NOT NULL CHECK (length(trim(occurred)) > 0),
+            learned_on TEXT NOT NULL CHECK (length(trim(learned_on)) > 0),
+            persons_concerned TEXT NOT NULL CHECK (length(trim(persons_concerned)) > 0),
+            risk_assessment TEXT NOT NULL CHECK (length(trim(risk_assessment)) > 0),
+            serious_injury_risk INTEGER NOT NULL CHECK (serious_injury_risk IN (0, 1)),
+            commission_notified_on TEXT,
+            persons_notified_on TEXT,
+            measures TEXT NOT NULL CHECK (length(trim(measures)) > 0)
+        )""",
+        """CREATE TRIGGER incidents_no_update BEFORE UPDATE ON incidents
+           BEGIN SELECT RAISE(ABORT, 'the incident register is append-only'); END""",
+        """CREATE TRIGGER incidents_no_delete BEFORE DELETE ON incidents
+           BEGIN SELECT RAISE(ABORT, 'the incident register is append-only'); END""",
+    )
+
 def _in_child(*args: str) -> list[str]:
     result = subprocess.run(
         [sys.executable, "-m", "app.migrations", *args],
@@ -298,7 +358,23 @@ def _in_child(*args: str) -> list[str]:
 def apply(db_path: str | Path) -> list[str]:
     """Apply pending migrations in a child process; returns the names applied
     (empty when up to date). Raises RuntimeError with the child's error."""
-    return _in_child(str(db_path))
+    applied = _in_child(str(db_path))
+    _index_secure_delete(db_path)
+    return applied
+
+
+def _index_secure_delete(db_path: str | Path) -> None:
+    """FTS5 keeps a deleted row's words in old index segments until they are merged,
+    unless its secure-delete option is on (SQLite 3.44+: apsw's SQLite has it, the
+    stdlib's 3.40 that runs the migrations does not). Turned on here, before any row
+    is written, so an erased name never lingers in the search index (Law 25)."""
+    from app.db import connect
+
+    conn = connect(db_path)
+    try:
+        conn.execute("INSERT INTO leads_fts(leads_fts, rank) VALUES ('secure-delete', 1)")
+    finally:
+        conn.close()
 
 
 def pending(db_path: str | Path) -> list[str]:

@@ -18,3 +18,12 @@ def heartbeat() -> str:
 @huey.periodic_task(crontab(minute="*"))
 def heartbeat_every_minute() -> str:
     return health.beat(context.db, "worker")
+
+
+@huey.periodic_task(crontab(minute="7"))
+def retention_sweep() -> dict:
+    """Hourly, as a catch-up: whatever is due now, however long the server was down."""
+    from app import retention
+
+    report = retention.sweep(context.db, context.config)
+    return {"anonymized": len(report.anonymized), "audio_deleted": len(report.audio_deleted)}
