@@ -16,11 +16,6 @@ def home(request: Request) -> Template:
     return Template("home.html")
 
 
-@get("/privacy", name="privacy", sync_to_thread=False)
-def privacy() -> Template:
-    return Template("privacy.html")
-
-
 def bare(request: Request, path: str = "") -> Template:
     """A URL without a language: the browser's saved choice (localStorage, read by
     lang.js) wins, then Accept-Language, then French. Without JavaScript the
@@ -57,5 +52,5 @@ def healthz(request: Request) -> Response:
     return Response(body, status_code=200 if body["ok"] else 503)
 
 
-localized = Router(path="/{lang:str}", route_handlers=[home, privacy], before_request=set_language)
+localized = Router(path="/{lang:str}", route_handlers=[home], before_request=set_language)
 routes = [localized, bare_root, healthz]

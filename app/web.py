@@ -29,7 +29,7 @@ from litestar.template.config import TemplateConfig
 from litestar.types import Message
 
 import jobs
-from app import auth, custom_fields, demo, i18n, leads, migrations
+from app import auth, custom_fields, demo, i18n, leads, migrations, privacy
 from app.config import ROOT, Config
 from app.db import Database
 from app.ratelimit import RateLimiter
@@ -92,6 +92,7 @@ def make_environment() -> Environment:
         when=i18n.format_when,
         day_name=lambda i: get_day_names("wide", locale=i18n.LOCALES[i18n.current_language.get()])[i].capitalize(),
         kind_label=lambda k: i18n.gettext(custom_fields.KIND_LABELS[k]),
+        request_kind=lambda k: i18n.gettext(privacy.KINDS[k]),
         weekday=i18n.format_weekday,
         short_date=i18n.format_short_date,
         duration=i18n.format_duration,
@@ -214,7 +215,7 @@ class InProcessWorker:
 
 
 def create_app(config: Config, *, run_worker: bool = True) -> Litestar:
-    from app import dashboard, form_pages, pages, settings_pages  # routes import web helpers; import late
+    from app import dashboard, form_pages, pages, privacy_pages, settings_pages  # routes import web; late
 
     config.ensure_dirs()
     i18n.check_catalogs()
@@ -257,6 +258,7 @@ def create_app(config: Config, *, run_worker: bool = True) -> Litestar:
             *dashboard.routes,
             *form_pages.routes,
             *settings_pages.routes,
+            *privacy_pages.routes,
             create_static_files_router(path="/static", directories=[ROOT / "static"], name="static"),
         ],
         template_config=TemplateConfig(engine=_Engine.from_environment(make_environment())),

@@ -14,7 +14,7 @@ import shutil
 import pytest
 from litestar.testing import TestClient
 
-from app import appointments, auth, businesses, clock, custom_fields, leads
+from app import appointments, auth, businesses, custom_fields, leads, privacy
 from app import config as config_mod
 from app import migrations
 from app.db import Database
@@ -23,9 +23,10 @@ from tests.conftest import csrf_token, write_config
 
 # Routes under /{lang}/app reachable without signing in, and why.
 PUBLIC_APP_ROUTES = {"/{lang:str}/app": "a redirect to the inbox, which itself asks for sign-in"}
-OWNER_ONLY = re.compile(r"^/\{lang:str\}/app/settings")
+OWNER_ONLY = re.compile(r"^/\{lang:str\}/app/(settings|audit)")
 # Every path parameter a dashboard route may have, and which of business A's objects fills it.
-PARAMS = {"lead_id": "lead", "appointment_id": "appointment", "field_id": "field", "user_id": "member2"}
+PARAMS = {"lead_id": "lead", "appointment_id": "appointment", "field_id": "field", "user_id": "member2",
+          "request_id": "privacy_request"}
 
 
 def dashboard_routes(app) -> list[tuple[str, str]]:
@@ -66,6 +67,9 @@ def template_dir(tmp_path_factory):
     business_a = businesses.get(db, a)
     slot = appointments.Slot.local("2030-01-10", "10:00", 60, "America/Toronto")
     ids["appointment"], _ = appointments.book(db, business_a, ids["lead"], slot, user_id=ids["owner"])
+    ids["privacy_request"] = privacy.register_request(db, business_id=a, kind="access", person="Alice",
+                                                      contact="alice@example.com", details="", source="public",
+                                                      actor="t")
     db.close()
     return d, ids
 

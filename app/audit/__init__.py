@@ -110,3 +110,19 @@ def verify(conn: apsw.Connection) -> Verification:
         checked += 1
     return Verification(True, checked)
 
+
+
+def entries(conn: apsw.Connection, business_id: int, *, entity_id: str | None = None, actor: str | None = None,
+            page: int = 1, per_page: int = 50) -> list[dict]:
+    """A business's entries, newest first, optionally for one lead or one actor
+    (one row more than a page, so the caller knows whether another page exists)."""
+    where, params = ["business_id = ?"], [business_id]
+    if entity_id:
+        where.append("entity = 'lead' AND entity_id = ?")
+        params.append(entity_id)
+    if actor:
+        where.append("actor = ?")
+        params.append(actor)
+    return list(conn.execute(
+        f"SELECT * FROM audit_log WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ? OFFSET ?",
+        (*params, per_page + 1, (page - 1) * per_page)))

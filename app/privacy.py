@@ -1,0 +1,191 @@
+"""A person's rights under Law 25: the register of requests, finding a person's records,
+exporting them (portability), and the privacy policy text.
+
+Export schema (version 1, stable; new keys may be added, none renamed or removed):
+    {"schema": "capteo.person-export/1", "business": {"name", "slug"}, "generated_at",
+     "query": {"phone", "email"},
+     "leads": [{"reference", "received_at", "channel", "status", "language", "first_name",
+                "last_name", "phone", "email", "street_address", "postal_code", "need",
+                "callback_time", "custom_fields": [{"question", "answer"}], "consent":
+                {"given_at", "text", "version"}, "notes": [{"at", "text"}],
+                "appointments": [{"starts_at", "ends_at", "status"}],
+                "voicemails": [{"received_at", "caller_id", "duration_s", "transcript"}]}]}
+CSV: one row per lead with the scalar columns above (lists joined with " | ").
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import date, datetime, timedelta
+
+from markdown_it import MarkdownIt
+
+from app import audit, clock, custom_fields, forms
+from app.config import ROOT, Config
+from app.db import Database
+from app.i18n import N_
+
+KINDS = {
+    "access": N_("Access to my information"),
+    "rectification": N_("Correction of my information"),
+    "erasure": N_("Erasure of my information"),
+    "portability": N_("A copy of my information (portability)"),
+    "withdrawal": N_("Withdrawal of my consent"),
+    "contest": N_("Review by a person of an automated extraction"),
+    "deindexing": N_("De-indexing"),
+}
+ANSWER_WITHIN = timedelta(days=30)
+EXPORT_SCHEMA = "capteo.person-export/1"
+CSV_COLUMNS = ("reference", "received_at", "channel", "status", "language", "first_name", "last_name", "phone",
+               "email", "street_address", "postal_code", "need", "callback_time", "custom_fields", "consent_given_at",
+               "consent_text", "consent_version", "notes", "appointments", "voicemail_transcripts")
+
+
+class RequestError(ValueError):
+    """The message is a msgid."""
+
+
+def register_request(db: Database, *, business_id: int, kind: str, person: str, contact: str, details: str,
+                     source: str, actor: str, received_on: date | None = None) -> int:
+    if kind not in KINDS:
+        raise RequestError(N_("Choose the kind of request."))
+    person, contact = forms.clean(person)[:200], forms.clean(contact)[:254]
+    if not person or not contact:
+        raise RequestError(N_("Give a name and a way to reach the person."))
+    received = received_on or clock.now().date()
+    with db.write() as conn:
+        conn.execute(
+            "INSERT INTO privacy_requests (business_id, kind, person, contact, details, source, received_on,"
+            " due_on, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (business_id, kind, person, contact, forms.clean(details, multiline=True)[:4000], source,
+             received.isoformat(), (received + ANSWER_WITHIN).isoformat(), clock.now_iso()),
+        )
+        request_id = conn.last_insert_rowid()
+        audit.record(conn, actor=actor, action="privacy_request.create", entity="privacy_request",
+                     entity_id=request_id, business_id=business_id, fields=["person", "contact", "details"])
+    return request_id
+
+
+def requests(db: Database, business_id: int) -> list[dict]:
+    """The register, open ones first by due date."""
+    today = clock.now().date().isoformat()
+    return db.query(
+        """SELECT *, (status = 'open' AND due_on < ?) AS overdue FROM privacy_requests
+           WHERE business_id = ? ORDER BY status = 'answered', due_on, id""",
+        (today, business_id),
+    )
+
+
+def answer(db: Database, business_id: int, request_id: int, text: str, *, actor: str) -> None:
+    with db.write() as conn:
+        if not list(conn.execute("SELECT 1 FROM privacy_requests WHERE id = ? AND business_id = ?",
+                                 (request_id, business_id))):
+            raise LookupError(request_id)
+        conn.execute("UPDATE privacy_requests SET status = 'answered', answer = ?, answered_at = ? WHERE id = ?",
+                     (forms.clean(text, multiline=True)[:4000], clock.now_iso(), request_id))
+        audit.record(conn, actor=actor, action="privacy_request.answer", entity="privacy_request",
+                     entity_id=request_id, business_id=business_id, fields=["answer"])
+
+
+def find_person(db: Database, business_id: int, *, phone: str | None, email: str | None) -> list[dict]:
+    """This business's leads of a person, by phone (any usual writing) or email, also
+    through the caller id of their voicemails and the leads of their appointments."""
+    e164 = forms.normalize_phone(phone) if phone else None
+    email_norm = (email or "").strip().lower() or None
+    if not e164 and not email_norm:
+        return []
+    return db.query(
+        """SELECT DISTINCT l.* FROM leads l
+           LEFT JOIN voicemails v ON v.lead_id = l.id
+           WHERE l.business_id = ? AND l.status != 'anonymized'
+             AND ((? IS NOT NULL AND (l.phone = ? OR v.caller_id = ?)) OR (? IS NOT NULL AND lower(l.email) = ?))
+           ORDER BY l.created_at""",
+        (business_id, e164, e164, e164, email_norm, email_norm),
+    )
+
+
+def _lead_export(db: Database, lead: dict) -> dict:
+    answers = [{"question": custom_fields.display(e, lead["language"], "yes", "no")[0],
+                "answer": custom_fields.display(e, lead["language"], "yes", "no")[1]}
+               for e in json.loads(lead["custom_fields"] or "{}").values()]
+    return {
+        "reference": lead["reference"], "received_at": lead["created_at"], "channel": lead["channel"],
+        "status": lead["status"], "language": lead["language"],
+        **{k: lead[k] for k in ("first_name", "last_name", "phone", "email", "street_address", "postal_code",
+                                "need", "callback_time")},
+        "custom_fields": answers,
+        "consent": {"given_at": lead["consent_at"], "text": lead["consent_text"], "version": lead["consent_version"]},
+        "notes": [{"at": r["at"], "text": r["body"]} for r in db.query(
+            "SELECT at, body FROM lead_events WHERE lead_id = ? AND kind = 'note' AND body IS NOT NULL ORDER BY id",
+            (lead["id"],))],
+        "appointments": db.query(
+            "SELECT starts_at, ends_at, status FROM appointments WHERE lead_id = ? ORDER BY starts_at", (lead["id"],)),
+        "voicemails": db.query(
+            "SELECT created_at AS received_at, caller_id, duration_s, transcript FROM voicemails"
+            " WHERE lead_id = ? ORDER BY id", (lead["id"],)),
+    }
+
+
+def export(db: Database, business: dict, rows: list[dict], *, phone: str | None, email: str | None,
+           actor: str) -> dict:
+    """The person's data in the documented schema; the export itself is audited."""
+    data = {"schema": EXPORT_SCHEMA, "business": {"name": business["name"], "slug": business["slug"]},
+            "generated_at": clock.now_iso(), "query": {"phone": phone or None, "email": email or None},
+            "leads": [_lead_export(db, lead) for lead in rows]}
+    with db.write() as conn:
+        audit.record(conn, actor=actor, action="person.export", entity="lead",
+                     entity_id=",".join(str(r["id"]) for r in rows), business_id=business["id"],
+                     fields=list(CSV_COLUMNS))
+    return data
+
+
+def export_csv(data: dict) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    for lead in data["leads"]:
+        writer.writerow([
+            *(lead[k] for k in CSV_COLUMNS[:13]),
+            " | ".join(f"{a['question']}: {a['answer']}" for a in lead["custom_fields"]),
+            lead["consent"]["given_at"], lead["consent"]["text"], lead["consent"]["version"],
+            " | ".join(n["text"] for n in lead["notes"]),
+            " | ".join(f"{a['starts_at']} ({a['status']})" for a in lead["appointments"]),
+            " | ".join(v["transcript"] or "" for v in lead["voicemails"]),
+        ])
+    return out.getvalue()
+
+
+def flag_for_review(db: Database, business_id: int, lead_ids: list[int], *, actor: str) -> None:
+    """A person contests an automated extraction: a human must look at it again."""
+    with db.write() as conn:
+        for lead_id in lead_ids:
+            conn.execute("UPDATE leads SET review_requested_at = ? WHERE id = ? AND business_id = ?",
+                         (clock.now_iso(), lead_id, business_id))
+            audit.record(conn, actor=actor, action="lead.review_requested", entity="lead", entity_id=lead_id,
+                         business_id=business_id, fields=["review_requested_at"])
+
+
+_md = MarkdownIt("commonmark", {"html": False})
+
+
+def policy_html(config: Config, lang: str) -> str:
+    """The privacy policy: the operator's Markdown in <data dir>/privacy/policy.<lang>.md
+    when present, else the shipped default. Raw HTML in it is shown as text."""
+    override = config.data_dir / "privacy" / f"policy.{lang}.md"
+    source = override if override.is_file() else ROOT / "app" / "privacy_policy" / f"policy.{lang}.md"
+    text = source.read_text(encoding="utf-8")
+    contact = config.get("privacy", "contact") or "—"
+    return _md.render(text.replace("{contact}", contact))
+
+
+def is_overdue(row: dict) -> bool:
+    return row["status"] == "open" and row["due_on"] < clock.now().date().isoformat()
+
+
+def parse_day(value: str) -> date | None:
+    try:
+        return datetime.fromisoformat(value).date()
+    except ValueError:
+        return None
