@@ -27,3 +27,18 @@ def retention_sweep() -> dict:
 
     report = retention.sweep(context.db, context.config)
     return {"anonymized": len(report.anonymized), "audio_deleted": len(report.audio_deleted)}
+
+
+@huey.periodic_task(crontab(minute="17", hour="4"))
+def audit_verify_daily() -> bool:
+    """The operator's daily check, also run by the service itself: a broken chain is
+    logged as an error (and `run.py audit verify` names the entry)."""
+    import logging
+
+    from app import audit
+
+    result = audit.verify(context.db.reader())
+    if not result.ok:
+        logging.getLogger("capteo.audit").error(
+            "audit log chain BROKEN at entry %s: %s", result.first_broken_id, result.reason)
+    return result.ok
