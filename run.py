@@ -9,6 +9,8 @@
     python run.py audit verify         check the audit log's hash chain
     python run.py retention run [--as-of DATETIME]   Law 25 sweep now (or as if it were then)
     python run.py incident add|list|export           the privacy incident register
+    python run.py models pull          download the configured speech and language models
+    python run.py extract FILE.jsonl   extraction of transcripts, one JSON object per line
     python run.py check                validate the configuration; say what is missing
     python run.py systemd-unit         print a systemd unit for this installation
 
@@ -209,6 +211,47 @@ def cmd_incident_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models_pull(args: argparse.Namespace) -> int:
+    from app.voicemail import models
+
+    config = _load(args)
+    config.ensure_dirs()
+    try:
+        got = models.pull(config, whisper=not args.llm_only, llm=not args.speech_only)
+    except (models.PullError, OSError) as e:
+        print(f"models pull failed: {e}", file=sys.stderr)
+        return 1
+    print(f"{len(got)} file(s) in place under {config.models_dir}")
+    return 0
+
+
+def cmd_extract(args: argparse.Namespace) -> int:
+    """One JSON object per input line, with the same keys as the dev data's `expected`."""
+    import json
+
+    from app.voicemail.engine import ModelEngine
+
+    config = _load(args)
+    engine = ModelEngine(config)
+    with open(args.file, encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+            except ValueError:
+                print(f"line {number}: not JSON", file=sys.stderr)
+                return 2
+            result = engine.extract(item.get("transcript") or "", item.get("caller_id"),
+                                    {"name": item.get("business", "")}, "fr")
+            out = {k: result.get(k) for k in ("first_name", "last_name", "phone", "email", "postal_code",
+                                               "street_address", "need", "urgent", "language")}
+            if "id" in item:
+                out = {"id": item["id"], **out}
+            print(json.dumps(out, ensure_ascii=False), flush=True)
+    return 0
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from app import health, i18n, migrations
 
@@ -339,6 +382,15 @@ def build_parser() -> argparse.ArgumentParser:
     add.set_defaults(func=cmd_incident_add)
     incident.add_parser("list", help="list the register").set_defaults(func=cmd_incident_list)
     incident.add_parser("export", help="the register as CSV on stdout").set_defaults(func=cmd_incident_export)
+
+    models = sub.add_parser("models", help="speech and language models").add_subparsers(dest="action", required=True)
+    pull = models.add_parser("pull", help="download the configured models into <data dir>/models/")
+    pull.add_argument("--speech-only", action="store_true")
+    pull.add_argument("--llm-only", action="store_true")
+    pull.set_defaults(func=cmd_models_pull)
+    extract = sub.add_parser("extract", help="run the voicemail extraction on a JSONL file of transcripts")
+    extract.add_argument("file", help="lines holding `transcript` and `caller_id`")
+    extract.set_defaults(func=cmd_extract)
 
     sub.add_parser("check", help="validate configuration, list what is missing").set_defaults(func=cmd_check)
     sub.add_parser("systemd-unit", help="print a systemd unit file").set_defaults(func=cmd_systemd_unit)

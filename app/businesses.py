@@ -114,7 +114,7 @@ def count(db: Database) -> int:
 
 
 SETTINGS_FIELDS = ("name", "slug", "phone", "timezone", "language", "hours", "notify_phones", "embed_domains",
-                   "greeting_fr", "greeting_en")
+                   "greeting_fr", "greeting_en", "trade", "voipms_mailbox")
 
 
 def get(db: Database, business_id: int) -> dict:

@@ -81,7 +81,21 @@ SCHEMA: dict[str, dict[str, Key]] = {
     },
     "models": {
         "whisper": Key(str, "auto"),
+        "whisper_compute_type": Key(str, "auto"),
+        "whisper_beam_size": Key(int, 5, _positive),
+        "whisper_temperature_fallback": Key(bool, True),
         "llm_file": Key(str, "qwen2.5-3b-instruct-q4_k_m.gguf"),
+        "llm_repo": Key(str, "Qwen/Qwen2.5-3B-Instruct-GGUF"),
+        "hub_url": Key(str, "https://huggingface.co", _http_url),
+    },
+    "voicemail": {
+        "max_seconds": Key(int, 300, _positive),
+        "max_bytes": Key(int, 25_000_000, _positive),
+        "max_attempts": Key(int, 5, _positive),
+    },
+    "voipms": {
+        "api_url": Key(str, "https://voip.ms/api/v1/rest.php", _http_url),
+        "username": Key(str, ""),
     },
     "auth": {
         "mode": Key(str, "builtin", lambda v: None if v in ("builtin", "cloudflare") else "must be 'builtin' or 'cloudflare'"),

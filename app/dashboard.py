@@ -19,7 +19,8 @@ from litestar.exceptions import NotFoundException
 from litestar.params import Body, FromPath, FromQuery
 from litestar.response import Redirect, Template
 
-from app import appointments, audit, auth, businesses, clock, custom_fields, forms, glance, i18n, leads, outbox
+from app import (appointments, audit, auth, businesses, clock, custom_fields, forms, glance, i18n, leads, outbox,
+                 voicemail)
 from app.appointments import AppointmentError, Slot
 from app.auth import require
 from app.leads import LeadError
@@ -177,7 +178,8 @@ def _lead_context(request: Request, session: dict, lead_id: int, **extra) -> dic
         "session": session, "lead": lead, "answers": answers, "statuses": leads.STATUSES,
         "messages": outbox.for_lead(db, session["business_id"], lead_id),
         "events": leads.timeline(db, session["business_id"], lead_id),
-        "appointments": appts, "default_day": (local_now + timedelta(days=1)).date().isoformat(),
+        "appointments": appts, "voicemails": voicemail.for_lead(db, session["business_id"], lead_id),
+        "default_day": (local_now + timedelta(days=1)).date().isoformat(),
         "errors": {}, "overlaps": [], "values": {}, "editing": False, **extra,
     }
 

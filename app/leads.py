@@ -25,10 +25,13 @@ STATUS_LABELS = {"new": NP_("lead status", "New"), "scheduled": NP_("lead status
                  "archived": NP_("lead status", "Archived"), "anonymized": NP_("lead status", "Anonymized")}
 STATUS_TABS = {"new": N_("New"), "scheduled": N_("Scheduled"), "contacted": N_("Contacted"),
                "closed": N_("Closed"), "archived": N_("Archived")}
+FIELD_LABELS = {"first_name": N_("First name"), "last_name": N_("Last name"), "phone": N_("Phone"),
+                "email": N_("Email"), "street_address": N_("Street address"), "postal_code": N_("Postal code"),
+                "need": N_("Need"), "urgent": N_("Urgent")}
 CHANNEL_LABELS = {"web": N_("Web form"), "phone": N_("Voicemail"), "chat": N_("Chat")}
 PERSONAL_FIELDS = (
     "first_name", "last_name", "phone", "email", "street_address", "postal_code", "need", "notes",
-    "callback_time",
+    "callback_time", "transcript",
 )
 # No 0/O, 1/I/L: a reference is read aloud over the phone.
 _REF_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
@@ -93,6 +96,8 @@ def create(
 
 
 PER_PAGE = 25
+# Urgent requests nobody has handled yet come first; then newest first.
+_ORDER = "(l.urgent = 1 AND l.status = 'new') DESC, l.created_at DESC, l.id DESC"
 
 
 def fts_query(q: str) -> str | None:
@@ -133,11 +138,11 @@ def inbox(
         # The tenant token keeps the search inside this business's own index entries.
         sql = f"""SELECT l.* FROM leads_fts JOIN leads l ON l.id = leads_fts.rowid
                   WHERE leads_fts MATCH ? AND {' AND '.join(where)}
-                  ORDER BY l.created_at DESC, l.id DESC LIMIT ? OFFSET ?"""
+                  ORDER BY {_ORDER} LIMIT ? OFFSET ?"""
         params = [f"search_tenant:b{business_id} AND ({match})", *params]
     else:
         sql = f"""SELECT l.* FROM leads l WHERE {' AND '.join(where)}
-                  ORDER BY l.created_at DESC, l.id DESC LIMIT ? OFFSET ?"""
+                  ORDER BY {_ORDER} LIMIT ? OFFSET ?"""
     rows = db.query(sql, (*params, per_page + 1, offset))
     return rows[:per_page], len(rows) > per_page
 

@@ -345,6 +345,36 @@ def m007_law25(db: sqlite_utils.Database) -> None:
            BEGIN SELECT RAISE(ABORT, 'the incident register is append-only'); END""",
     )
 
+@migrations()
+def m008_voicemail_pipeline(db: sqlite_utils.Database) -> None:
+    _run(
+        db,
+        # The voicemail's own state machine; the queue only wakes the work up.
+        "ALTER TABLE voicemails ADD COLUMN state TEXT NOT NULL DEFAULT 'received'"
+        " CHECK (state IN ('received', 'transcribed', 'extracted', 'lead_created', 'failed'))",
+        "ALTER TABLE voicemails ADD COLUMN source TEXT NOT NULL DEFAULT 'upload'"
+        " CHECK (source IN ('voipms', 'pbx', 'upload'))",
+        # VoIP.ms mailbox/folder/message: seeing the same message twice makes one voicemail.
+        "ALTER TABLE voicemails ADD COLUMN external_id TEXT",
+        "CREATE UNIQUE INDEX voicemails_external ON voicemails(business_id, external_id)"
+        " WHERE external_id IS NOT NULL",
+        "ALTER TABLE voicemails ADD COLUMN language TEXT",
+        "ALTER TABLE voicemails ADD COLUMN extraction TEXT",
+        "ALTER TABLE voicemails ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE voicemails ADD COLUMN error TEXT",
+        "ALTER TABLE voicemails ADD COLUMN next_attempt_at TEXT",
+        "ALTER TABLE voicemails ADD COLUMN updated_at TEXT",
+        "CREATE INDEX voicemails_pending ON voicemails(state, next_attempt_at)"
+        " WHERE state IN ('received', 'transcribed', 'extracted')",
+        "ALTER TABLE businesses ADD COLUMN voipms_mailbox TEXT",
+        "ALTER TABLE businesses ADD COLUMN pbx_token_hash TEXT",
+        "ALTER TABLE businesses ADD COLUMN trade TEXT",
+        "ALTER TABLE leads ADD COLUMN urgent INTEGER NOT NULL DEFAULT 0",
+        # Names of the fields the AI filled, still to be verified by a person.
+        "ALTER TABLE leads ADD COLUMN ai_fields TEXT NOT NULL DEFAULT '[]'",
+        "CREATE INDEX leads_business_urgent ON leads(business_id, urgent, created_at)",
+    )
+
 def _in_child(*args: str) -> list[str]:
     result = subprocess.run(
         [sys.executable, "-m", "app.migrations", *args],

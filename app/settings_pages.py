@@ -47,6 +47,7 @@ def _form_values(business: dict) -> dict:
         "timezone": business["timezone"], "language": business["language"],
         "notify_phones": "\n".join(i18n.format_phone(p) for p in json.loads(business["notify_phones"] or "[]")),
         "embed_domains": "\n".join(json.loads(business["embed_domains"] or "[]")),
+        "trade": business["trade"] or "", "voipms_mailbox": business["voipms_mailbox"] or "",
         "greeting_fr": business["greeting_fr"] or greeting_default(business["name"], "fr"),
         "greeting_en": business["greeting_en"] or greeting_default(business["name"], "en"),
     }
@@ -100,6 +101,11 @@ def _validate(data: dict[str, str]) -> tuple[dict, dict]:
             else:
                 week[day] = [[opens, closes]]
     values["hours"] = json.dumps(week)
+    values["trade"] = forms.clean(data.get("trade", ""))[:200] or None
+    mailbox = data.get("voipms_mailbox", "").strip()
+    if mailbox and not mailbox.isdigit():
+        errors["voipms_mailbox"] = N_("A VoIP.ms mailbox is a number.")
+    values["voipms_mailbox"] = mailbox or None
     for lang in i18n.LANGUAGES:
         values[f"greeting_{lang}"] = forms.clean(data.get(f"greeting_{lang}", ""), multiline=True)[:1000] or None
     return values, errors

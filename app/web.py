@@ -106,6 +106,7 @@ def make_environment() -> Environment:
     env.filters["date"] = i18n.format_date
     env.filters["phone"] = i18n.format_phone
     env.filters["fromjson"] = json.loads
+    env.filters["field_label"] = lambda name: i18n.gettext(leads.FIELD_LABELS.get(name, name))
     return env
 
 
@@ -215,7 +216,8 @@ class InProcessWorker:
 
 
 def create_app(config: Config, *, run_worker: bool = True) -> Litestar:
-    from app import dashboard, form_pages, pages, privacy_pages, settings_pages  # routes import web; late
+    from app import (  # routes import web's helpers: import them late
+        dashboard, form_pages, pages, privacy_pages, settings_pages, voicemail_pages)
 
     config.ensure_dirs()
     i18n.check_catalogs()
@@ -232,6 +234,7 @@ def create_app(config: Config, *, run_worker: bool = True) -> Litestar:
             # only find it at the next minute): tasks are wake-ups, capteo.db is the truth.
             jobs.intake.sweep_outbox()
             jobs.intake.sweep_geocoding()
+            jobs.voicemail.sweep_voicemail()
 
     async def on_shutdown(app: Litestar) -> None:
         worker = app.state.get("worker")
@@ -259,6 +262,7 @@ def create_app(config: Config, *, run_worker: bool = True) -> Litestar:
             *form_pages.routes,
             *settings_pages.routes,
             *privacy_pages.routes,
+            *voicemail_pages.routes,
             create_static_files_router(path="/static", directories=[ROOT / "static"], name="static"),
         ],
         template_config=TemplateConfig(engine=_Engine.from_environment(make_environment())),
@@ -270,6 +274,8 @@ def create_app(config: Config, *, run_worker: bool = True) -> Litestar:
         on_startup=[on_startup],
         on_shutdown=[on_shutdown],
         openapi_config=None,
+        # Voicemail uploads are the largest bodies; everything else is far smaller.
+        request_max_body_size=config.get("voicemail", "max_bytes") + 1_000_000,
         debug=False,
     )
     app.state.config = config

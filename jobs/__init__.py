@@ -45,4 +45,4 @@ def queue_depth() -> int:
 
 
 # Importing the task modules registers their tasks on `huey`.
-from jobs import intake, system  # noqa: E402,F401
+from jobs import intake, system, voicemail  # noqa: E402,F401

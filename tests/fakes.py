@@ -34,11 +34,19 @@ class FakeService:
                 with service._lock:
                     service.requests.append(request)
                     scripted = service.script.pop(0) if service.script else None
-                status, payload = scripted if scripted else service.answer(request)
-                data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
+                result = scripted if scripted else service.answer(request)
+                status, payload = result[:2]
+                extra = result[2] if len(result) > 2 else {}
+                if isinstance(payload, bytes):
+                    data, kind = payload, "application/octet-stream"
+                else:
+                    data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
+                    kind = "application/json"
                 self.send_response(status)
-                self.send_header("content-type", "application/json")
+                self.send_header("content-type", kind)
                 self.send_header("content-length", str(len(data)))
+                for name, value in extra.items():
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(data)
 
@@ -115,3 +123,81 @@ class FakeGeocoder(FakeService):
             lat, lng = self.KNOWN[code]
             return 200, {"latt": lat, "longt": lng, "postal": code, "standard": {"city": "Montréal"}}
         return 200, {"error": {"code": "008", "description": "Your request did not produce any results."}}
+
+
+class FakeVoipms(FakeService):
+    """GET rest.php?api_username&api_password&method=... like VoIP.ms: status "success" or an
+    error code; the message file as base64, sometimes an object and sometimes a one-item list."""
+
+    def __init__(self, username="owner@example.com", password="api-secret"):
+        super().__init__()
+        self.username, self.password = username, password
+        self.mailboxes: dict[str, list[dict]] = {}
+        self.audio: dict[str, bytes] = {}  # message_num -> file
+        self.deleted: list[str] = []
+        self.list_style_file = False
+
+    def answer(self, request):
+        q = {k: v[0] for k, v in request["query"].items()}
+        if q.get("api_username") != self.username or q.get("api_password") != self.password:
+            return 200, {"status": "invalid_credentials"}
+        method, mailbox = q.get("method"), q.get("mailbox", "")
+        if method == "getVoicemailMessages":
+            messages = self.mailboxes.get(mailbox, [])
+            return 200, ({"status": "success", "messages": messages} if messages else {"status": "no_messages"})
+        if method == "getVoicemailMessageFile":
+            data = self.audio.get(q.get("message_num", ""))
+            if data is None:
+                return 200, {"status": "invalid_message"}
+            message = {"data": base64.b64encode(data).decode()}
+            return 200, {"status": "success", "message": [message] if self.list_style_file else message}
+        if method == "delMessages":
+            num = q.get("message_num", "")
+            self.deleted.append(num)
+            self.mailboxes[mailbox] = [m for m in self.mailboxes.get(mailbox, []) if m["message_num"] != num]
+            return 200, {"status": "success"}
+        return 200, {"status": "invalid_method"}
+
+
+class FakeHub(FakeService):
+    """The Hugging Face Hub's tree listing and file download, with HTTP Range."""
+
+    def __init__(self):
+        super().__init__()
+        self.repos: dict[str, dict[str, bytes]] = {}
+        self.corrupt: set[str] = set()  # paths served with different bytes than listed
+        self.ranges: list[str] = []
+
+    def answer(self, request):
+        import hashlib
+
+        path = request["path"]
+        if path.startswith("/api/models/"):
+            repo = path[len("/api/models/"):].rsplit("/tree/", 1)[0]
+            files = self.repos.get(repo)
+            if files is None:
+                return 404, {"error": "Repository not found"}
+            listing = []
+            for name, data in files.items():
+                if len(data) > 1000:
+                    listing.append({"type": "file", "path": name, "size": len(data), "oid": "x" * 40,
+                                    "lfs": {"oid": hashlib.sha256(data).hexdigest(), "size": len(data)}})
+                else:
+                    oid = hashlib.sha1(f"blob {len(data)}\0".encode() + data).hexdigest()
+                    listing.append({"type": "file", "path": name, "size": len(data), "oid": oid})
+            return 200, listing
+        if "/resolve/" in path:
+            repo, _, rest = path.lstrip("/").partition("/resolve/")
+            name = rest.split("/", 1)[1]
+            data = self.repos.get(repo, {}).get(name)
+            if data is None:
+                return 404, {"error": "Entry not found"}
+            if name in self.corrupt:
+                data = data[:-1] + bytes([data[-1] ^ 1])
+            wanted = request["headers"].get("Range")
+            if wanted:
+                self.ranges.append(wanted)
+                start = int(wanted.split("=")[1].split("-")[0])
+                return 206, data[start:], {"content-range": f"bytes {start}-{len(data) - 1}/{len(data)}"}
+            return 200, data
+        return 404, {"error": "not found"}

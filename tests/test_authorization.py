@@ -23,10 +23,10 @@ from tests.conftest import csrf_token, write_config
 
 # Routes under /{lang}/app reachable without signing in, and why.
 PUBLIC_APP_ROUTES = {"/{lang:str}/app": "a redirect to the inbox, which itself asks for sign-in"}
-OWNER_ONLY = re.compile(r"^/\{lang:str\}/app/(settings|audit)")
+OWNER_ONLY = re.compile(r"^/\{lang:str\}/app/(settings|audit)")  # settings/pbx-token included
 # Every path parameter a dashboard route may have, and which of business A's objects fills it.
 PARAMS = {"lead_id": "lead", "appointment_id": "appointment", "field_id": "field", "user_id": "member2",
-          "request_id": "privacy_request"}
+          "request_id": "privacy_request", "voicemail_id": "voicemail"}
 
 
 def dashboard_routes(app) -> list[tuple[str, str]]:
@@ -67,6 +67,11 @@ def template_dir(tmp_path_factory):
     business_a = businesses.get(db, a)
     slot = appointments.Slot.local("2030-01-10", "10:00", 60, "America/Toronto")
     ids["appointment"], _ = appointments.book(db, business_a, ids["lead"], slot, user_id=ids["owner"])
+    with db.write() as conn:
+        conn.execute("INSERT INTO voicemails (business_id, lead_id, audio_path, created_at, state) "
+                     "VALUES (?, ?, 'vm-test.wav', '2026-11-22T00:00:00+00:00', 'failed')", (a, ids["lead"]))
+        ids["voicemail"] = conn.last_insert_rowid()
+    (d / "data" / "audio" / "vm-test.wav").write_bytes(b"RIFF")
     ids["privacy_request"] = privacy.register_request(db, business_id=a, kind="access", person="Alice",
                                                       contact="alice@example.com", details="", source="public",
                                                       actor="t")

@@ -1,0 +1,208 @@
+"""Voicemail: from an audio file to one lead, durably.
+
+A voicemail is committed (audio file, then its row) before anything is queued.
+Its state lives in `voicemails.state`:
+
+    received -> transcribed -> extracted -> lead_created      (or failed, with the reason)
+
+Each step reads the row, does its work, and moves the state forward in one
+transaction; running a step twice is harmless (the lead is created in the same
+transaction that records its id, so one voicemail makes one lead whatever
+crashes). The queue only wakes the work; `due()` is what a sweeper re-queues.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Protocol
+
+import apsw
+
+from app import audit, clock, leads, outbox
+from app.config import Config
+from app.db import Database
+from app.voicemail import audio
+
+FINAL = ("lead_created", "failed")
+STUCK_AFTER = timedelta(minutes=10)
+
+
+def receive(db: Database, config: Config, *, business_id: int, data: bytes, caller_id: str | None,
+            source: str, external_id: str | None = None, actor: str) -> tuple[int, bool]:
+    """Check and keep an incoming message. Returns (voicemail id, created); a message
+    already received (same external id) returns the existing one. Raises
+    audio.AudioRejected with nothing stored."""
+    if external_id:
+        existing = db.query_one("SELECT id FROM voicemails WHERE business_id = ? AND external_id = ?",
+                                (business_id, external_id))
+        if existing:
+            return existing["id"], False
+    probe = audio.probe(data, config.get("voicemail", "max_seconds"), config.get("voicemail", "max_bytes"))
+    name = audio.store(config.audio_dir, data, probe.extension)
+    now = clock.now_iso()
+    try:
+        with db.write() as conn:
+            if external_id and list(conn.execute(
+                    "SELECT 1 FROM voicemails WHERE business_id = ? AND external_id = ?", (business_id, external_id))):
+                raise _Duplicate()
+            conn.execute(
+                """INSERT INTO voicemails (business_id, caller_id, audio_path, duration_s, created_at, updated_at,
+                                           next_attempt_at, source, external_id)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                (business_id, caller_id, name, round(probe.seconds, 2), now, now, now, source, external_id),
+            )
+            voicemail_id = conn.last_insert_rowid()
+            audit.record(conn, actor=actor, action="voicemail.receive", entity="voicemail", entity_id=voicemail_id,
+                         business_id=business_id, fields=["audio", "caller_id"] if caller_id else ["audio"])
+    except _Duplicate:
+        (config.audio_dir / name).unlink(missing_ok=True)
+        return db.query_one("SELECT id FROM voicemails WHERE business_id = ? AND external_id = ?",
+                            (business_id, external_id))["id"], False
+    except BaseException:
+        (config.audio_dir / name).unlink(missing_ok=True)  # nothing half-stored
+        raise
+    return voicemail_id, True
+
+
+class _Duplicate(Exception):
+    pass
+
+
+def get(db: Database, business_id: int, voicemail_id: int) -> dict | None:
+    return db.query_one("SELECT * FROM voicemails WHERE business_id = ? AND id = ?", (business_id, voicemail_id))
+
+
+def for_lead(db: Database, business_id: int, lead_id: int) -> list[dict]:
+    return db.query("SELECT * FROM voicemails WHERE business_id = ? AND lead_id = ? ORDER BY id",
+                    (business_id, lead_id))
+
+
+def recent(db: Database, business_id: int, limit: int = 20) -> list[dict]:
+    return db.query("SELECT * FROM voicemails WHERE business_id = ? ORDER BY id DESC LIMIT ?", (business_id, limit))
+
+
+def due(db: Database, now: datetime | None = None, limit: int = 200) -> list[int]:
+    """Unfinished voicemails whose next try is due, or that nobody touched for a
+    while (a worker killed mid-task): what the sweeper wakes up."""
+    now = now or clock.now()
+    return [r["id"] for r in db.query(
+        """SELECT id FROM voicemails WHERE state IN ('received', 'transcribed', 'extracted')
+           AND (next_attempt_at IS NULL OR next_attempt_at <= ? OR updated_at <= ?) ORDER BY id LIMIT ?""",
+        (now.isoformat(timespec="seconds"), (now - STUCK_AFTER).isoformat(timespec="seconds"), limit),
+    )]
+
+
+def retry(db: Database, business_id: int, voicemail_id: int, *, actor: str) -> bool:
+    """A person asks to try a failed voicemail again, from where it stopped."""
+    with db.write() as conn:
+        rows = list(conn.execute("SELECT * FROM voicemails WHERE business_id = ? AND id = ?",
+                                 (business_id, voicemail_id)))
+        if not rows:
+            raise LookupError(voicemail_id)
+        vm = rows[0]
+        if vm["state"] != "failed":
+            return False
+        state = "extracted" if vm["extraction"] else "transcribed" if vm["transcript"] is not None else "received"
+        conn.execute("UPDATE voicemails SET state = ?, attempts = 0, error = NULL, next_attempt_at = ?, "
+                     "updated_at = ? WHERE id = ?", (state, clock.now_iso(), clock.now_iso(), voicemail_id))
+        audit.record(conn, actor=actor, action="voicemail.retry", entity="voicemail", entity_id=voicemail_id,
+                     business_id=business_id, fields=["state"])
+    return True
+
+
+# ---- the pipeline ---------------------------------------------------------------------------------
+
+class Engine(Protocol):
+    """What the pipeline needs from the models (see app.voicemail.engine)."""
+
+    def speech_ready(self) -> bool: ...
+    def transcribe(self, path: Path, business: dict) -> tuple[str, str]: ...
+    def extract(self, transcript: str, caller_id: str | None, business: dict, language: str) -> dict: ...
+
+
+@dataclass
+class StepResult:
+    state: str
+    waiting_for: str | None = None
+
+
+def _fail(db: Database, config: Config, vm: dict, error: Exception) -> StepResult:
+    attempts = vm["attempts"] + 1
+    failed = attempts >= config.get("voicemail", "max_attempts")
+    delay = timedelta(seconds=min(30 * 2 ** (attempts - 1), 3600))
+    with db.write() as conn:
+        conn.execute(
+            "UPDATE voicemails SET attempts = ?, error = ?, state = CASE WHEN ? THEN 'failed' ELSE state END, "
+            "next_attempt_at = ?, updated_at = ? WHERE id = ?",
+            (attempts, f"{type(error).__name__}: {error}"[:500], failed,
+             (clock.now() + delay).isoformat(timespec="seconds"), clock.now_iso(), vm["id"]),
+        )
+    return StepResult("failed" if failed else vm["state"])
+
+
+def _move(conn: apsw.Connection, vm_id: int, from_state: str, to_state: str, **columns) -> bool:
+    sets = ", ".join(f"{k} = ?" for k in columns)
+    changed = conn.execute(
+        f"UPDATE voicemails SET state = ?, {sets + ', ' if sets else ''}attempts = 0, error = NULL, "
+        f"updated_at = ?, next_attempt_at = ? WHERE id = ? AND state = ? RETURNING id",
+        (to_state, *columns.values(), clock.now_iso(), clock.now_iso(), vm_id, from_state),
+    ).fetchall()
+    return bool(changed)
+
+
+def process(db: Database, config: Config, engine: Engine, voicemail_id: int, public_url: str) -> StepResult:
+    """Take one voicemail as far as it can go now. Safe to call any number of
+    times, from any number of workers (each step only moves its own state)."""
+    while True:
+        vm = db.query_one("SELECT * FROM voicemails WHERE id = ?", (voicemail_id,))
+        if vm is None or vm["state"] in FINAL:
+            return StepResult(vm["state"] if vm else "missing")
+        business = db.query_one("SELECT * FROM businesses WHERE id = ?", (vm["business_id"],))
+        try:
+            if vm["state"] == "received":
+                if not engine.speech_ready():
+                    return StepResult("received", waiting_for="speech_model")
+                if not vm["audio_path"]:
+                    raise FileNotFoundError("the audio file was deleted before transcription")
+                transcript, language = engine.transcribe(config.audio_dir / Path(vm["audio_path"]).name, business)
+                with db.write() as conn:
+                    _move(conn, vm["id"], "received", "transcribed", transcript=transcript, language=language)
+            elif vm["state"] == "transcribed":
+                extraction = engine.extract(vm["transcript"] or "", vm["caller_id"], business, vm["language"] or "fr")
+                with db.write() as conn:
+                    _move(conn, vm["id"], "transcribed", "extracted",
+                          extraction=json.dumps(extraction, ensure_ascii=False))
+            elif vm["state"] == "extracted":
+                _create_lead(db, vm, business, public_url)
+        except Exception as e:  # any failure of a step is recorded on the voicemail, then retried
+            return _fail(db, config, vm, e)
+
+
+def _create_lead(db: Database, vm: dict, business: dict, public_url: str) -> None:
+    """The lead, the voicemail's link to it, its state and the owner's SMS: one transaction."""
+    x = json.loads(vm["extraction"])
+    with db.write() as conn:
+        current = next(iter(conn.execute("SELECT state, lead_id FROM voicemails WHERE id = ?", (vm["id"],))))
+        if current["state"] != "extracted":
+            return
+        phone = x.get("phone") or vm["caller_id"]
+        ai_fields = [f for f in ("first_name", "last_name", "phone", "email", "street_address", "postal_code",
+                                 "need", "urgent") if x.get(f)]
+        lead = leads.create(
+            conn, business_id=vm["business_id"], channel="phone", actor="system:voicemail",
+            language=x.get("language") or vm["language"] or "fr",
+            first_name=x.get("first_name"), last_name=x.get("last_name"), phone=phone, email=x.get("email"),
+            street_address=x.get("street_address"), postal_code=x.get("postal_code"),
+            need=x.get("need") or (vm["transcript"] or "")[:300], transcript=vm["transcript"],
+            geocode_status="pending" if x.get("postal_code") else "none",
+            geocode_next_at=clock.now_iso() if x.get("postal_code") else None,
+        )
+        conn.execute("UPDATE leads SET urgent = ?, ai_fields = ? WHERE id = ?",
+                     (int(bool(x.get("urgent"))), json.dumps(ai_fields), lead["id"]))
+        conn.execute("UPDATE voicemails SET lead_id = ?, state = 'lead_created', updated_at = ? WHERE id = ?",
+                     (lead["id"], clock.now_iso(), vm["id"]))
+        outbox.queue_new_lead_sms(conn, business=business, lead_id=lead["id"], public_url=public_url,
+                                  urgent=bool(x.get("urgent")))
