@@ -68,3 +68,22 @@ def test_systemd_unit(tmp_path):
     assert f"ReadWritePaths={tmp_path / 'data'}" in unit
     assert "KillSignal=SIGTERM" in unit and "TimeoutStopSec=45" in unit
     assert "[Install]" in unit and "WantedBy=multi-user.target" in unit
+
+
+def test_extract_prints_one_object_per_line_like_the_dev_data(tmp_path):
+    import json
+
+    cfg = write_config(tmp_path)
+    lines = tmp_path / "in.jsonl"
+    lines.write_text(
+        json.dumps({"id": "a", "caller_id": "+14385550123",
+                    "transcript": "Bonjour c'est Hélène Côté, rappelez-moi au 514 555 0101, j'ai un dégât d'eau."})
+        + "\n" + json.dumps({"transcript": "Hi, wrong number, sorry.", "caller_id": None}) + "\n")
+    result = run(cfg, "extract", str(lines))
+    assert result.returncode == 0, result.stderr
+    first, second = [json.loads(line) for line in result.stdout.splitlines()]
+    assert first["id"] == "a" and first["phone"] == "+15145550101" and first["first_name"] == "Hélène"
+    assert first["last_name"] == "Côté" and first["urgent"] is True and first["language"] == "fr"
+    assert set(second) == {"first_name", "last_name", "phone", "email", "postal_code", "street_address", "need",
+                           "urgent", "language"}
+    assert second["phone"] is None and second["language"] == "en"
