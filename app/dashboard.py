@@ -279,23 +279,29 @@ def _business(request: Request, session: dict) -> dict:
     return request.app.state.db.query_one("SELECT * FROM businesses WHERE id = ?", (session["business_id"],))
 
 
-@post("/app/leads/{lead_id:int}/appointments", name="appointment_book", sync_to_thread=True, status_code=200)
-def appointment_book(request: Request, lead_id: FromPath[int], data: Form) -> Template | Redirect:
-    session = require(request)
-    _lead_or_404(request, session, lead_id)
+def _slot_action(request: Request, session: dict, lead_id: int, data: dict, appointment_id: int | None,
+                 act) -> Template | Redirect:
+    """Book or move: read the slot, warn on overlap unless confirmed, act, wake the SMS."""
     try:
         slot = Slot.local(data.get("day", ""), data.get("time", ""), _int(data.get("duration")),
                           session["timezone"])
-        overlaps = appointments.overlapping(request.app.state.db, session["business_id"], slot)
+        overlaps = appointments.overlapping(request.app.state.db, session["business_id"], slot, appointment_id)
         if overlaps and data.get("confirm_overlap") != "yes":
             return _render_lead(request, _lead_context(request, session, lead_id, overlaps=overlaps, values=data),
                                 status_code=409)
-        _id, sms = appointments.book(request.app.state.db, _business(request, session), lead_id, slot,
-                                     user_id=session["user_id"])
+        sms = act(slot)
     except (AppointmentError, LeadError) as e:
         return _lead_error(request, session, lead_id, str(e), values=data)
     _wake_sms(sms)
     return _after_action(request, session, lead_id)
+
+
+@post("/app/leads/{lead_id:int}/appointments", name="appointment_book", sync_to_thread=True, status_code=200)
+def appointment_book(request: Request, lead_id: FromPath[int], data: Form) -> Template | Redirect:
+    session = require(request)
+    _lead_or_404(request, session, lead_id)
+    return _slot_action(request, session, lead_id, data, None, lambda slot: appointments.book(
+        request.app.state.db, _business(request, session), lead_id, slot, user_id=session["user_id"])[1])
 
 
 def _int(value: str | None) -> int:
@@ -317,19 +323,8 @@ def _appointment_lead(request: Request, session: dict, appointment_id: int) -> i
 def appointment_move(request: Request, appointment_id: FromPath[int], data: Form) -> Template | Redirect:
     session = require(request)
     lead_id = _appointment_lead(request, session, appointment_id)
-    try:
-        slot = Slot.local(data.get("day", ""), data.get("time", ""), _int(data.get("duration")),
-                          session["timezone"])
-        overlaps = appointments.overlapping(request.app.state.db, session["business_id"], slot, appointment_id)
-        if overlaps and data.get("confirm_overlap") != "yes":
-            return _render_lead(request, _lead_context(request, session, lead_id, overlaps=overlaps,
-                                                       values={**data, "moving": appointment_id}), status_code=409)
-        sms = appointments.move(request.app.state.db, _business(request, session), appointment_id, slot,
-                                user_id=session["user_id"])
-    except (AppointmentError, LeadError) as e:
-        return _lead_error(request, session, lead_id, str(e))
-    _wake_sms(sms)
-    return _after_action(request, session, lead_id)
+    return _slot_action(request, session, lead_id, data, appointment_id, lambda slot: appointments.move(
+        request.app.state.db, _business(request, session), appointment_id, slot, user_id=session["user_id"]))
 
 
 @post("/app/appointments/{appointment_id:int}/cancel", name="appointment_cancel", sync_to_thread=True,

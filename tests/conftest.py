@@ -160,3 +160,13 @@ def screenshot(page, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def sign_in_demo(page, url: str, data_dir: Path, lang: str = "fr") -> None:
+    """Sign in as the demo owner through the real sign-in page."""
+    labels = {"fr": ("Courriel", "Mot de passe", "Se connecter"), "en": ("Email", "Password", "Sign in")}[lang]
+    page.goto(f"{url}/{lang}/login")
+    page.get_by_label(labels[0]).fill("demo@capteo.test")
+    page.get_by_label(labels[1]).fill((data_dir / "secrets" / "demo-password").read_text().strip())
+    page.get_by_role("button", name=labels[2]).click()
+    page.wait_for_url(f"{url}/{lang}/app/leads")

@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import expect
 
 from app.db import connect
-from tests.conftest import ServerProcess, screenshot
+from tests.conftest import ServerProcess, screenshot, sign_in_demo
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -35,12 +35,7 @@ def test_a_day_on_the_dashboard(demo_server, page):
     srv = demo_server
     requests = []
     page.on("request", lambda r: requests.append(r.url))
-    password = (srv.directory / "data" / "secrets" / "demo-password").read_text().strip()
-    page.goto(srv.url + "/fr/login")
-    page.get_by_label("Courriel").fill("demo@capteo.test")
-    page.get_by_label("Mot de passe").fill(password)
-    page.get_by_role("button", name="Se connecter").click()
-    page.wait_for_url(srv.url + "/fr/app/leads")
+    sign_in_demo(page, srv.url, srv.directory / "data")
     screenshot(page, "dash-inbox-fr")
 
     # Search: an htmx swap, and the URL follows so Back and sharing work.

@@ -6,15 +6,11 @@ import re
 
 import pytest
 
-from tests.conftest import screenshot
+from tests.conftest import screenshot, sign_in_demo
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 XSS = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=1">"\'><svg onload=window.__pwned=1>'
-
-
-def _demo_password(server):
-    return (server.directory / "data" / "secrets" / "demo-password").read_text().strip()
 
 
 @pytest.mark.parametrize("lang, labels", [
@@ -74,11 +70,7 @@ def test_script_in_every_field_stays_text(server, page):
     assert page.locator("dl.summary script, dl.summary img, dl.summary svg").count() == 0
 
     # The owner opens it on the dashboard: still inert.
-    page.goto(f"{server.url}/en/login")
-    page.get_by_label("Email").fill("demo@capteo.test")
-    page.get_by_label("Password").fill(_demo_password(server))
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{server.url}/en/app/leads")
+    sign_in_demo(page, server.url, server.directory / "data", "en")
     assert page.locator("table.leads img, table.leads script, table.leads svg").count() == 0
     page.locator("table.leads a").first.click()
     page.wait_for_url(re.compile(r".*/en/app/leads/\d+"))

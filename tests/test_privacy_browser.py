@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import screenshot
+from tests.conftest import screenshot, sign_in_demo
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -20,12 +20,7 @@ def test_a_person_asks_and_the_owner_answers(server, page):
     page.get_by_role("button", name="Send my request").click()
     page.get_by_role("heading", name="Your request was sent to Plomberie Démo.").wait_for()
 
-    password = (server.directory / "data" / "secrets" / "demo-password").read_text().strip()
-    page.goto(server.url + "/fr/login")
-    page.get_by_label("Courriel").fill("demo@capteo.test")
-    page.get_by_label("Mot de passe").fill(password)
-    page.get_by_role("button", name="Se connecter").click()
-    page.wait_for_url(server.url + "/fr/app/leads")
+    sign_in_demo(page, server.url, server.directory / "data")
     page.get_by_role("link", name="Confidentialité", exact=True).click()
     assert page.get_by_role("cell", name="Une copie de mes renseignements (portabilité)").is_visible()
     page.locator("#pf-phone").fill("514 555-0101")

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from app import config as config_mod
-from tests.conftest import ServerProcess, screenshot
+from tests.conftest import ServerProcess, screenshot, sign_in_demo
 from tests.support.audio import speak
 from tests.support.tiny_models import tiny_models_dir
 from tests.test_voicemail_pipeline import FAST, install_models
@@ -23,12 +23,7 @@ def test_upload_watch_progress_open_the_lead(tmp_path, page):
     srv.start()
     try:
         wav = speak("Bonjour, c'est Hélène Côté, rappelez-moi au 514 555 0101.", "fr", tmp_path / "m.wav")
-        password = (tmp_path / "data" / "secrets" / "demo-password").read_text().strip()
-        page.goto(srv.url + "/fr/login")
-        page.get_by_label("Courriel").fill("demo@capteo.test")
-        page.get_by_label("Mot de passe").fill(password)
-        page.get_by_role("button", name="Se connecter").click()
-        page.wait_for_url(srv.url + "/fr/app/leads")
+        sign_in_demo(page, srv.url, tmp_path / "data")
         page.get_by_role("link", name="Messagerie vocale").click()
         page.locator("input[type=file]").set_input_files(str(wav))
         screenshot(page, "voicemail-upload-fr")
