@@ -117,19 +117,14 @@ def _submit_sync(request: Request, slug: str, form: dict[str, list[str]], is_emb
                                  public_url=config.public_url)
     if created:
         limiter.record(business["id"], ip)
-        _wake(db, lead["id"])
+        _wake(lead["id"])
     return _thanks(business, submission, lead["reference"], is_embed, headers)
 
 
-def _wake(db, lead_id: int) -> None:
-    """Wake the background work for a committed lead. If this fails (queue file
-    unwritable, process killed), the sweeps find the work in capteo.db anyway."""
+def _wake(lead_id: int) -> None:
     try:
-        for row in db.query("SELECT id FROM outbox WHERE lead_id = ? AND status = 'pending'", (lead_id,)):
-            jobs.intake.send_sms(row["id"])
-        if db.query_one("SELECT 1 AS x FROM leads WHERE id = ? AND geocode_status = 'pending'", (lead_id,)):
-            jobs.intake.geocode(lead_id)
-    except Exception:  # the lead is safe; only the wake-up was lost
+        jobs.intake.wake_lead(lead_id)
+    except Exception:  # the lead is safe; only the wake-up was lost, and the sweeps recover it
         log.exception("could not enqueue follow-up work for lead %s; the sweep will", lead_id)
 
 

@@ -23,6 +23,16 @@ def geocode(lead_id: int) -> str:
     return geocoding.geocode_lead(context.db, geocoding.GeocoderClient.from_config(context.config), lead_id)
 
 
+def wake_lead(lead_id: int) -> None:
+    """Wake the follow-up work of a committed lead (its pending SMS, its geocoding).
+    If this is lost (queue unwritable, process killed), the sweeps find the work anyway."""
+    db = context.db
+    for row in db.query("SELECT id FROM outbox WHERE lead_id = ? AND status = 'pending'", (lead_id,)):
+        send_sms(row["id"])
+    if db.query_one("SELECT 1 AS x FROM leads WHERE id = ? AND geocode_status = 'pending'", (lead_id,)):
+        geocode(lead_id)
+
+
 @huey.periodic_task(crontab(minute="*"))
 def sweep_outbox() -> int:
     if TwilioClient.from_config(context.config) is None:

@@ -42,21 +42,14 @@ def _wake_follow_ups(voicemail_id: int) -> None:
     from jobs import intake
 
     row = context.db.query_one("SELECT lead_id FROM voicemails WHERE id = ?", (voicemail_id,))
-    for m in context.db.query("SELECT id FROM outbox WHERE lead_id = ? AND status = 'pending'", (row["lead_id"],)):
-        intake.send_sms(m["id"])
-    if context.db.query_one("SELECT 1 AS x FROM leads WHERE id = ? AND geocode_status = 'pending'",
-                            (row["lead_id"],)):
-        intake.geocode(row["lead_id"])
+    intake.wake_lead(row["lead_id"])
 
 
 @huey.periodic_task(crontab(minute="*"))
 def sweep_voicemail() -> int:
     """Wake what is due or stuck; a voicemail waiting for the speech model is woken
     as soon as the model is on disk."""
-    ids = voicemail.due(context.db)
-    if not engine().speech_ready():
-        ids = [i for i in ids if context.db.query_one(
-            "SELECT state FROM voicemails WHERE id = ?", (i,))["state"] != "received"]
+    ids = voicemail.due(context.db, include_received=engine().speech_ready())
     for voicemail_id in ids:
         process(voicemail_id)
     return len(ids)

@@ -84,14 +84,16 @@ def recent(db: Database, business_id: int, limit: int = 20) -> list[dict]:
     return db.query("SELECT * FROM voicemails WHERE business_id = ? ORDER BY id DESC LIMIT ?", (business_id, limit))
 
 
-def due(db: Database, now: datetime | None = None, limit: int = 200) -> list[int]:
+def due(db: Database, now: datetime | None = None, limit: int = 200, include_received: bool = True) -> list[int]:
     """Unfinished voicemails whose next try is due, or that nobody touched for a
-    while (a worker killed mid-task): what the sweeper wakes up."""
+    while (a worker killed mid-task): what the sweeper wakes up. Without a speech
+    model, those still to transcribe are left waiting."""
     now = now or clock.now()
+    states = ("received", "transcribed", "extracted") if include_received else ("transcribed", "extracted")
     return [r["id"] for r in db.query(
-        """SELECT id FROM voicemails WHERE state IN ('received', 'transcribed', 'extracted')
-           AND (next_attempt_at IS NULL OR next_attempt_at <= ? OR updated_at <= ?) ORDER BY id LIMIT ?""",
-        (now.isoformat(timespec="seconds"), (now - STUCK_AFTER).isoformat(timespec="seconds"), limit),
+        f"""SELECT id FROM voicemails WHERE state IN ({', '.join('?' for _ in states)})
+            AND (next_attempt_at IS NULL OR next_attempt_at <= ? OR updated_at <= ?) ORDER BY id LIMIT ?""",
+        (*states, now.isoformat(timespec="seconds"), (now - STUCK_AFTER).isoformat(timespec="seconds"), limit),
     )]
 
 
