@@ -43,10 +43,11 @@ lock:
 	$(VENV)/bin/uv pip compile pyproject.toml --extra test --python-version 3.11 \
 	    --no-header --quiet -o requirements.lock
 
-# Browser tests drive Debian's Chromium (Playwright's own browser download cannot work here).
+# Browser tests drive Debian's Chromium (Playwright's own browser download cannot work here);
+# voicemail tests speak their recordings with espeak-ng.
 chromium:
-	@command -v chromium >/dev/null 2>&1 || { \
-	    echo "installing Debian's chromium for the browser tests"; \
+	@{ command -v chromium && command -v espeak-ng; } >/dev/null 2>&1 || { \
+	    echo "installing Debian's chromium and espeak-ng for the tests"; \
 	    if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	    $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium espeak-ng; }
 
