@@ -94,10 +94,10 @@ def require(request, *, owner: bool = False) -> dict:
     db = request.app.state.db
     config = request.app.state.config
     if config.get("auth", "mode") == "cloudflare":
-        from app.cloudflare_access import AccessDenied
+        from app.cloudflare_access import HEADER, AccessDenied
 
         try:
-            email = request.app.state.access_verifier.email_for(request.headers.get("cf-access-jwt-assertion"))
+            email = request.app.state.access_verifier.email_for(request.headers.get(HEADER))
         except AccessDenied:
             raise SignInRequired()
         session = session_for_email(db, email)

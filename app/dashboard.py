@@ -24,6 +24,7 @@ from app import (appointments, audit, auth, businesses, clock, custom_fields, fo
 from app.appointments import AppointmentError, Slot
 from app.auth import require
 from app.leads import LeadError
+from app.ratelimit import client_ip
 from app.web import set_language
 
 Form = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
@@ -54,12 +55,6 @@ def sign_in_redirect(request: Request) -> Response:
     return Redirect(target, status_code=303)
 
 
-def _client_ip(request: Request) -> str:
-    from app.form_pages import client_ip
-
-    return client_ip(request)
-
-
 # ---- sign-in ---------------------------------------------------------------------------------
 
 @get("/login", name="login", sync_to_thread=True)
@@ -76,7 +71,7 @@ def login_page(request: Request, next: FromQuery[str | None] = None) -> Template
 def login_submit(request: Request, data: Form) -> Template | Redirect:
     db = request.app.state.db
     email = (data.get("email") or "").strip()[:254]
-    key = (email.lower(), _client_ip(request))
+    key = (email.lower(), client_ip(request))
     limiter = request.app.state.login_limiter
     context = {"next": _safe_next(data.get("next")), "email": email}
     if not limiter.allowed(*key):

@@ -15,6 +15,7 @@ from litestar.response import Template
 import jobs.intake
 from app import clock, custom_fields, forms, hours, i18n
 from app.i18n import N_
+from app.ratelimit import client_ip
 from app.web import DEFAULT_CSP, set_language
 
 log = logging.getLogger("capteo.forms")
@@ -25,14 +26,6 @@ def _business(request: Request, slug: str) -> dict:
     if row is None:
         raise NotFoundException()
     return row
-
-
-def client_ip(request: Request) -> str:
-    """The socket's address, or the trusted proxy's header when configured."""
-    header = request.app.state.config.get("server", "trust_proxy_header")
-    if header and request.headers.get(header):
-        return request.headers[header].split(",")[0].strip()
-    return request.client.host if request.client else "unknown"
 
 
 def _frame_headers(business: dict, embed: bool) -> dict[str, str]:

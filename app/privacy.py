@@ -180,10 +180,6 @@ def policy_html(config: Config, lang: str) -> str:
     return _md.render(text.replace("{contact}", contact))
 
 
-def is_overdue(row: dict) -> bool:
-    return row["status"] == "open" and row["due_on"] < clock.now().date().isoformat()
-
-
 def parse_day(value: str) -> date | None:
     try:
         return datetime.fromisoformat(value).date()

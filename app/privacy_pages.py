@@ -18,6 +18,7 @@ from litestar.response import Redirect, Template
 from app import audit, businesses, forms, i18n, incidents, privacy, retention
 from app.auth import require
 from app.i18n import N_
+from app.ratelimit import client_ip
 from app.web import set_language
 
 Form = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
@@ -49,8 +50,6 @@ def request_page(b: FromQuery[str | None] = None) -> Template:
 @post("/privacy/request", name="privacy_request_submit", sync_to_thread=True, status_code=200)
 def request_submit(request: Request, data: Form) -> Template:
     """No account needed; rate-limited per IP; a honeypot; lands in that business's register only."""
-    from app.form_pages import client_ip
-
     db = request.app.state.db
     slug = (data.get("business") or "").strip().lower()
     ip = client_ip(request)

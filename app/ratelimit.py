@@ -39,3 +39,12 @@ class RateLimiter:
             if len(self._hits) > 50_000:  # forget idle clients, bound the memory
                 for idle in [k for k, v in self._hits.items() if not v or v[-1] <= now - self.window]:
                     del self._hits[idle]
+
+
+def client_ip(request) -> str:
+    """The socket's address, or the trusted proxy's header when `[server]
+    trust_proxy_header` says a proxy (Cloudflare, nginx) sits in front."""
+    header = request.app.state.config.get("server", "trust_proxy_header")
+    if header and request.headers.get(header):
+        return request.headers[header].split(",")[0].strip()
+    return request.client.host if request.client else "unknown"

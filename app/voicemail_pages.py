@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import secrets
 
 from anyio import to_thread
@@ -22,6 +23,9 @@ from app.voicemail.audio import AudioRejected
 from app.web import set_language
 
 
+log = logging.getLogger("capteo.voicemail")
+
+
 def _lang() -> str:
     return i18n.current_language.get()
 
@@ -32,7 +36,7 @@ def _wake(voicemail_id: int) -> None:
     try:
         jobs.voicemail.process(voicemail_id)
     except Exception:  # committed already: the sweeper wakes it if this wake-up is lost
-        pass
+        log.exception("could not enqueue voicemail %s; the sweep will", voicemail_id)
 
 
 async def _upload(request: Request) -> tuple[bytes | None, dict]:

@@ -24,12 +24,6 @@ def engine() -> ModelEngine:
     return _engine
 
 
-def use_engine(value: ModelEngine) -> None:
-    """For `run.py` callers and tests that bring their own models."""
-    global _engine
-    _engine = value
-
-
 @huey.task()
 def process(voicemail_id: int) -> str:
     result = voicemail.process(context.db, context.config, engine(), voicemail_id, context.config.public_url)

@@ -35,6 +35,8 @@ from dataclasses import asdict, dataclass
 
 import phonenumbers
 
+from app import forms
+
 __all__ = ["Extracted", "extract", "phone_candidates", "normalize_spoken_digits"]
 
 
@@ -314,15 +316,8 @@ _CALLBACK_CUE = re.compile(
 
 
 def _valid_e164(digits: str) -> str | None:
-    if not 10 <= len(digits) <= 11:
-        return None
-    try:
-        number = phonenumbers.parse(digits, "CA")
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_valid_number(number):
-        return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    # Ten digits, or eleven with the leading 1: anything else is a cut-off or an extension.
+    return forms.normalize_phone(digits) if 10 <= len(digits) <= 11 else None
 
 
 def _phone_events(transcript: str) -> list[tuple[str, int]]:
