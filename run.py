@@ -127,7 +127,7 @@ def cmd_business_create(args: argparse.Namespace) -> int:
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
-    from app.backup import BackupError, backup
+    from app.ops.backup import BackupError, backup
 
     config = _load(args)
     try:
@@ -158,7 +158,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
 def cmd_retention_run(args: argparse.Namespace) -> int:
     from datetime import datetime, timezone
 
-    from app import retention
+    from app.privacy import retention
 
     config = _load(args)
     db = _prepare(config)
@@ -177,7 +177,7 @@ def cmd_retention_run(args: argparse.Namespace) -> int:
 
 
 def cmd_incident_add(args: argparse.Namespace) -> int:
-    from app import incidents
+    from app.privacy import incidents
 
     config = _load(args)
     db = _prepare(config)
@@ -191,7 +191,7 @@ def cmd_incident_add(args: argparse.Namespace) -> int:
 
 
 def cmd_incident_list(args: argparse.Namespace) -> int:
-    from app import incidents
+    from app.privacy import incidents
 
     config = _load(args)
     db = _prepare(config)
@@ -204,7 +204,7 @@ def cmd_incident_list(args: argparse.Namespace) -> int:
 
 
 def cmd_incident_export(args: argparse.Namespace) -> int:
-    from app import incidents
+    from app.privacy import incidents
 
     config = _load(args)
     sys.stdout.write(incidents.csv_export(_prepare(config)))
@@ -253,7 +253,8 @@ def cmd_extract(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from app import health, i18n, migrations
+    from app import i18n, migrations
+    from app.ops import health
 
     config = _load(args)  # raises ConfigError on any bad value
     problems = 0
@@ -285,7 +286,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         if not info["present"]:
             problems += 1
     # Outside services are optional: say what each one's absence means.
-    from app.twilio import TwilioClient
+    from app.messaging.twilio import TwilioClient
 
     print("twilio: " + ("configured" if TwilioClient.from_config(config) else
                         "not configured (account_sid, from_number or messaging_service_sid, and "

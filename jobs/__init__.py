@@ -8,6 +8,9 @@ they call domain functions in `app/`, with ids, never personal data.
 
 from __future__ import annotations
 
+import signal
+import threading
+
 from huey import SqliteHuey
 
 from app.config import Config
@@ -42,6 +45,48 @@ def configure(config: Config, db: Database) -> SqliteHuey:
 
 def queue_depth() -> int:
     return huey.pending_count()
+
+
+class InProcessWorker:
+    """The Huey consumer running on threads of the web server's process."""
+
+    def __init__(self, config: Config):
+        self.consumer = huey.create_consumer(
+            workers=config.get("queue", "workers"),
+            worker_type="thread",
+            periodic=True,
+            # Poll the queue at least every second: an idle worker still picks work up fast.
+            initial_delay=0.1,
+            backoff=1.15,
+            max_delay=1.0,
+            shutdown_timeout=config.get("queue", "shutdown_timeout"),
+        )
+
+    def start(self) -> None:
+        # Huey installs its own SIGINT/SIGTERM/SIGHUP handlers; the web server owns
+        # signals here, so put its handlers back once the threads are running.
+        on_main = threading.current_thread() is threading.main_thread()
+        saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)} if on_main else {}
+        try:
+            self.consumer.start()
+        except ValueError:
+            # Off the main thread (a test client) signals cannot be set: the workers run anyway.
+            pass
+        finally:
+            for sig, handler in saved.items():
+                signal.signal(sig, handler)
+
+    def stop(self) -> None:
+        """Let running tasks finish, up to [queue] shutdown_timeout."""
+        self.consumer.stop(graceful=True)
+
+
+def catch_up() -> None:
+    """At start-up, wake at once the work a crash left behind (the periodic sweeps
+    would only find it at the next minute): tasks are wake-ups, capteo.db is the truth."""
+    intake.sweep_outbox()
+    intake.sweep_geocoding()
+    voicemail.sweep_voicemail()
 
 
 # Importing the task modules registers their tasks on `huey`.

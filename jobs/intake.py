@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from huey import crontab
 
-from app import geocoding, outbox
-from app.twilio import TwilioClient
+from app.messaging import geocoding, outbox
+from app.messaging.twilio import TwilioClient
 from jobs import context, huey
 
 
@@ -26,10 +26,9 @@ def geocode(lead_id: int) -> str:
 def wake_lead(lead_id: int) -> None:
     """Wake the follow-up work of a committed lead (its pending SMS, its geocoding).
     If this is lost (queue unwritable, process killed), the sweeps find the work anyway."""
-    db = context.db
-    for row in db.query("SELECT id FROM outbox WHERE lead_id = ? AND status = 'pending'", (lead_id,)):
-        send_sms(row["id"])
-    if db.query_one("SELECT 1 AS x FROM leads WHERE id = ? AND geocode_status = 'pending'", (lead_id,)):
+    for message_id in outbox.pending_for_lead(context.db, lead_id):
+        send_sms(message_id)
+    if geocoding.is_pending(context.db, lead_id):
         geocode(lead_id)
 
 

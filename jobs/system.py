@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from huey import crontab
 
-from app import health
+from app.ops import health
 from jobs import context, huey
 
 
@@ -23,7 +23,7 @@ def heartbeat_every_minute() -> str:
 @huey.periodic_task(crontab(minute="7"))
 def retention_sweep() -> dict:
     """Hourly, as a catch-up: whatever is due now, however long the server was down."""
-    from app import retention
+    from app.privacy import retention
 
     report = retention.sweep(context.db, context.config)
     return {"anonymized": len(report.anonymized), "audio_deleted": len(report.audio_deleted)}

@@ -7,17 +7,17 @@ fails `test_every_route_is_covered` until it is added here.
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 
 import pytest
 from litestar.testing import TestClient
 
-from app import appointments, auth, businesses, custom_fields, leads, privacy
+from app import appointments, businesses, leads, migrations, privacy
 from app import config as config_mod
-from app import migrations
+from app.businesses import auth
 from app.db import Database
+from app.leads import custom_fields
 from app.web import create_app
 from tests.conftest import csrf_token, write_config
 
@@ -180,11 +180,11 @@ def test_outsider_sees_only_own_business_in_lists(world):
 
 def test_ics_feed_needs_the_secret(world):
     _app, client, ids, db = world
-    token = appointments.feed_token(db, ids["a"])
+    token = businesses.feed_token(db, ids["a"])
     feed = client.get(f"/ics/{token}.ics")
     assert feed.status_code == 200 and feed.headers["content-type"].startswith("text/calendar")
     assert "BEGIN:VEVENT" in feed.text and "Alice" in feed.text
     assert client.get("/ics/not-the-secret-token-at-all.ics").status_code == 404
     assert client.get("/ics/x.ics").status_code == 404
-    other = appointments.feed_token(db, ids["b"])
+    other = businesses.feed_token(db, ids["b"])
     assert "Alice" not in client.get(f"/ics/{other}.ics").text

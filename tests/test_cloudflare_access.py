@@ -20,8 +20,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from app import cloudflare_access
-from app.cloudflare_access import AccessDenied, AccessVerifier
+from app.businesses import cloudflare_access
+from app.businesses.cloudflare_access import AccessDenied, AccessVerifier
 
 TEAM = "acme.cloudflareaccess.com"
 ISSUER = f"https://{TEAM}"

@@ -8,7 +8,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from app import auth, businesses, clock, leads
+from app import businesses, leads
+from app.businesses import auth
 from tests.conftest import csrf_token
 from tests.test_form import make_business
 

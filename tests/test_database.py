@@ -4,7 +4,7 @@ import apsw
 import pytest
 
 from app import migrations
-from app.db import Database, connect
+from app.db import connect
 
 
 def _schema(path):

@@ -1,4 +1,5 @@
-from app import demo, leads
+from app import leads
+from app.ops import demo
 
 
 def test_demo_business_created_once(db, config, capsys):

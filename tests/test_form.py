@@ -11,7 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app import businesses, custom_fields, forms, hours, i18n
+from app import businesses, form, i18n, normalize
+from app.businesses import hours
+from app.leads import custom_fields
 
 GOOD = {
     "first_name": "Hélène", "last_name": "Côté", "phone": "514 555-0101", "email": "Helene.Cote@Example.com",
@@ -97,7 +99,7 @@ def test_accepted_submission_stores_everything_in_one_go(client, db, shop):
     assert lead["reference"] == reference and lead["channel"] == "web" and lead["status"] == "new"
     assert lead["phone"] == "+15145550101" and lead["postal_code"] == "H2J 2X7"
     assert lead["email"] == "Helene.Cote@example.com"
-    assert lead["consent_version"] == forms.CONSENT_VERSION and lead["consent_at"]
+    assert lead["consent_version"] == form.CONSENT_VERSION and lead["consent_at"]
     assert lead["consent_text"].startswith("J'accepte que Plomberie Gagnon & Fils utilise")
     assert lead["geocode_status"] == "pending"
     answers = json.loads(lead["custom_fields"])
@@ -181,7 +183,7 @@ def test_token_of_another_business_or_too_old_is_refused(client, db, config, sho
     make_business(db, "provolt", "Pro-Volt", custom=False)
     other = token_for(client, "provolt")
     assert submit(client, good(shop), token=other).status_code == 400
-    old = forms.issue_token(config.secret("forms"), shop[0], now=1_000_000)
+    old = form.issue_token(config.secret("forms"), shop[0], now=1_000_000)
     assert submit(client, good(shop), token=old).status_code == 400
     assert count(db) == 0
 
@@ -241,11 +243,11 @@ def test_embedded_form_posts_without_any_cookie(client, db, shop):
     ("ligne 1\r\nligne 2", "ligne 1 ligne 2"),
 ])
 def test_clean(raw, expected):
-    assert forms.clean(raw) == expected
+    assert normalize.clean(raw) == expected
 
 
 def test_clean_keeps_newlines_in_multiline_fields():
-    assert forms.clean("ligne 1\r\nligne 2\x07", multiline=True) == "ligne 1\nligne 2"
+    assert normalize.clean("ligne 1\r\nligne 2\x07", multiline=True) == "ligne 1\nligne 2"
 
 
 @pytest.mark.parametrize("raw, e164", [
@@ -253,7 +255,7 @@ def test_clean_keeps_newlines_in_multiline_fields():
     ("+33 1 42 68 53 00", "+33142685300"), ("555-0101", None), ("abc", None), ("514 555 01010", None),
 ])
 def test_phone_normalization(raw, e164):
-    assert forms.normalize_phone(raw) == e164
+    assert normalize.phone(raw) == e164
 
 
 @pytest.mark.parametrize("raw, code", [
@@ -261,7 +263,7 @@ def test_phone_normalization(raw, e164):
     ("H2X 1Y", None),
 ])
 def test_postal_code_normalization(raw, code):
-    assert forms.normalize_postal_code(raw) == code
+    assert normalize.postal_code(raw) == code
 
 
 def test_callback_message_follows_the_business_hours():
@@ -289,7 +291,7 @@ text_values = st.text(alphabet=st.characters(codec="utf-8"), max_size=300)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(data=st.fixed_dictionaries({name: text_values for name in forms.STANDARD_FIELDS}),
+@given(data=st.fixed_dictionaries({name: text_values for name in form.STANDARD_FIELDS}),
        consent=st.sampled_from([None, "yes", "no", "YES"]), cf=text_values)
 def test_any_input_never_errors_and_a_rejection_stores_nothing(client, db, shop, data, consent, cf):
     before = count(db)

@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from app import glance
+from app.leads import glance
 
 SVG = "{http://www.w3.org/2000/svg}"
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=timezone.utc)  # Wednesday 25 Nov, 10:00 in Toronto

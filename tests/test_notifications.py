@@ -7,9 +7,10 @@ from datetime import timedelta
 
 import pytest
 
-from app import clock, geocoding, leads, outbox
-from app.geocoding import GeocoderClient
-from app.twilio import TwilioClient, TwilioError
+from app import clock, leads
+from app.messaging import geocoding, outbox
+from app.messaging.geocoding import GeocoderClient
+from app.messaging.twilio import TwilioClient, TwilioError
 from tests.fakes import FakeGeocoder, FakeTwilio
 from tests.test_form import make_business
 

@@ -114,7 +114,7 @@ def test_bare_url_suggests_language_and_lets_the_browser_decide(client, header, 
     assert r.status_code == 200
     assert f'data-suggested="{suggested}"' in r.text
     assert 'data-target="/app/leads?status=new"' in r.text
-    assert f'href="/fr/app/leads?status=new"' in r.text  # works without JavaScript too
+    assert 'href="/fr/app/leads?status=new"' in r.text  # works without JavaScript too
 
 
 def test_healthz(client):

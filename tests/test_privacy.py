@@ -13,7 +13,9 @@ from datetime import timedelta
 import apsw
 import pytest
 
-from app import auth, businesses, clock, incidents, leads, privacy
+from app import businesses, clock, leads, privacy
+from app.businesses import auth
+from app.privacy import incidents
 from tests.conftest import ROOT, csrf_token
 from tests.test_form import make_business
 

@@ -10,7 +10,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from app import leads, retention
+from app import leads
+from app.privacy import retention
 from tests.conftest import ROOT
 from tests.test_form import make_business
 

@@ -8,9 +8,9 @@ import re
 import pytest
 
 import jobs
-from app import auth, businesses, voicemail
+from app import businesses, voicemail
+from app.businesses import auth, token_hash
 from app.voicemail import audio
-from app.voicemail_pages import token_hash
 from tests.conftest import csrf_token
 from tests.fakes import FakeVoipms
 from tests.support.audio import encode, speak, tone_wav

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from app import forms
+from app import normalize
 
 
 def _fold(text: str) -> str:
@@ -22,7 +22,7 @@ def _fold(text: str) -> str:
 def phone_grounded(phone: str, transcript: str, caller_id: str | None) -> str | None:
     from app.extraction import rules
 
-    e164 = forms.normalize_phone(phone or "")
+    e164 = normalize.phone(phone or "")
     if not e164:
         return None
     return e164 if e164 == caller_id or e164 in rules.phone_candidates(transcript) else None
@@ -34,7 +34,7 @@ def text_grounded(value: str | None, transcript: str) -> str | None:
 
 
 def postal_grounded(value: str | None, transcript: str, rules_value: str | None) -> str | None:
-    code = forms.normalize_postal_code(value or "")
+    code = normalize.postal_code(value or "")
     if not code:
         return None
     return code if code == rules_value or _fold(code) in _fold(transcript) else None
@@ -45,7 +45,7 @@ _SPOKEN_EMAIL_WORDS = re.compile(r"\b(arobas|arobase|at|point|dot|tiret|dash|und
 
 def email_grounded(value: str | None, transcript: str, rules_value: str | None) -> str | None:
     """The whole address must have been said: written, or spelled out ("… arobas … point com")."""
-    email = forms.normalize_email(value or "")
+    email = normalize.email(value or "")
     if not email:
         return None
     spoken = _fold(_SPOKEN_EMAIL_WORDS.sub(" ", transcript))
@@ -73,7 +73,7 @@ def merge(base: dict, answer: dict, transcript: str, caller_id: str | None) -> d
     for key, value in checks.items():
         if value:
             merged[key] = value
-    need = forms.clean(str(answer.get("need") or ""))[:200]
+    need = normalize.clean(str(answer.get("need") or ""))[:200]
     if need:
         merged["need"] = need  # a summary, not a fact: not groundable, shown as "to verify"
     if isinstance(answer.get("urgent"), bool):

@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass
 
 import phonenumbers
 
-from app import forms
+from app import normalize
 
 __all__ = ["Extracted", "extract", "phone_candidates", "normalize_spoken_digits"]
 
@@ -317,7 +317,7 @@ _CALLBACK_CUE = re.compile(
 
 def _valid_e164(digits: str) -> str | None:
     # Ten digits, or eleven with the leading 1: anything else is a cut-off or an extension.
-    return forms.normalize_phone(digits) if 10 <= len(digits) <= 11 else None
+    return normalize.phone(digits) if 10 <= len(digits) <= 11 else None
 
 
 def _phone_events(transcript: str) -> list[tuple[str, int]]:
@@ -1006,8 +1006,8 @@ _CONTACT = re.compile(
     r"|e-?mail|@|arobas|my cell|mon cell|bonne journée|have a (?:good|nice)|^\s*(?:merci|thanks|thank you|bye)\b)"
 )
 _LEAD_IN = re.compile(
-    rf"^(?:(?i:oui|yes|yeah|so|alors|ok|okay)[,!.]?\s+)?(?:(?i:bonjour|bonsoir|allô|allo|salut|hi|hello|hey)"
-    rf"(?: there)?[,!.]?\s*)?"
+    r"^(?:(?i:oui|yes|yeah|so|alors|ok|okay)[,!.]?\s+)?(?:(?i:bonjour|bonsoir|allô|allo|salut|hi|hello|hey)"
+    r"(?: there)?[,!.]?\s*)?"
 )
 _INTRO = re.compile(
     rf"(?i:\b(?:mon nom (?:c'est|est)|je m'appelle|moi c'est|my name is|c'est|ici|this is|it's))\s+"

@@ -21,9 +21,10 @@ from typing import Protocol
 
 import apsw
 
-from app import audit, clock, leads, outbox
+from app import audit, businesses, clock, leads
 from app.config import Config
 from app.db import Database
+from app.messaging import outbox
 from app.voicemail import audio
 
 FINAL = ("lead_created", "failed")
@@ -73,6 +74,11 @@ class _Duplicate(Exception):
 
 def get(db: Database, business_id: int, voicemail_id: int) -> dict | None:
     return db.query_one("SELECT * FROM voicemails WHERE business_id = ? AND id = ?", (business_id, voicemail_id))
+
+
+def lead_id_of(db: Database, voicemail_id: int) -> int | None:
+    row = db.query_one("SELECT lead_id FROM voicemails WHERE id = ?", (voicemail_id,))
+    return row["lead_id"] if row else None
 
 
 def for_lead(db: Database, business_id: int, lead_id: int) -> list[dict]:
@@ -162,7 +168,7 @@ def process(db: Database, config: Config, engine: Engine, voicemail_id: int, pub
         vm = db.query_one("SELECT * FROM voicemails WHERE id = ?", (voicemail_id,))
         if vm is None or vm["state"] in FINAL:
             return StepResult(vm["state"] if vm else "missing")
-        business = db.query_one("SELECT * FROM businesses WHERE id = ?", (vm["business_id"],))
+        business = businesses.get(db, vm["business_id"])
         try:
             if vm["state"] == "received":
                 if not engine.speech_ready():

@@ -11,9 +11,9 @@ import re
 import threading
 from pathlib import Path
 
-from app import health
 from app.config import Config
 from app.extraction import grounding, rules
+from app.ops import health
 
 log = logging.getLogger("capteo.voicemail")
 

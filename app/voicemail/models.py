@@ -17,8 +17,8 @@ from typing import Callable
 
 import httpx
 
-from app import health
 from app.config import Config
+from app.ops import health
 
 WHISPER_REPOS = {
     "tiny": "Systran/faster-whisper-tiny", "base": "Systran/faster-whisper-base",

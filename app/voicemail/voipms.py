@@ -8,11 +8,18 @@ between the commit and the delete) is recognised by its external id.
 from __future__ import annotations
 
 import base64
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
 
+from app import businesses, normalize, voicemail
 from app.config import Config
+from app.db import Database
+from app.voicemail.audio import AudioRejected
+
+log = logging.getLogger("capteo.voicemail")
 
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 
@@ -72,7 +79,34 @@ def external_id(mailbox: str, message: dict) -> str:
 
 
 def caller_e164(callerid: str | None) -> str | None:
-    from app import forms
-
     digits = "".join(c for c in (callerid or "") if c.isdigit())
-    return forms.normalize_phone(digits) if digits else None
+    return normalize.phone(digits) if digits else None
+
+
+def poll(db: Database, config: Config, client: VoipmsClient, on_new: Callable[[int], object]) -> int:
+    """List each business's mailbox, keep each message here, then delete it there.
+    `on_new(voicemail_id)` wakes the processing of each message kept for the first time.
+    Returns how many were kept."""
+    kept = 0
+    for business in businesses.with_voipms_mailbox(db):
+        mailbox = business["voipms_mailbox"]
+        try:
+            for message in client.messages(mailbox):
+                folder, num = message.get("folder", "INBOX"), str(message["message_num"])
+                try:
+                    data = client.audio(mailbox, folder, num)
+                    voicemail_id, created = voicemail.receive(
+                        db, config, business_id=business["id"], data=data,
+                        caller_id=caller_e164(message.get("callerid")), source="voipms",
+                        external_id=external_id(mailbox, message), actor="system:voipms")
+                except AudioRejected as e:
+                    log.warning("VoIP.ms message %s/%s refused: %s; left there", mailbox, num, e)
+                    continue
+                # Committed here: only now may it go from VoIP.ms.
+                client.delete(mailbox, folder, num)
+                if created:
+                    kept += 1
+                    on_new(voicemail_id)
+        except VoipmsError:
+            log.exception("VoIP.ms polling failed for mailbox %s; next poll retries", mailbox)
+    return kept

@@ -24,7 +24,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from app import auth, migrations  # noqa: E402
+from app import migrations
+from app.businesses import auth  # noqa: E402
 from app.db import Database, connect  # noqa: E402
 from tests.conftest import ServerProcess, write_config  # noqa: E402
 

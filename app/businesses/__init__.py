@@ -6,7 +6,10 @@ library rehash-checks old parameters for us.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
+import secrets
 
 import apsw
 from argon2 import PasswordHasher
@@ -121,6 +124,60 @@ def get(db: Database, business_id: int) -> dict:
     return db.query_one("SELECT * FROM businesses WHERE id = ?", (business_id,))
 
 
+def by_slug(db: Database, slug: str) -> dict | None:
+    """The business whose public form (and privacy request page) has this address."""
+    return db.query_one("SELECT * FROM businesses WHERE slug = ?", (slug,)) if slug else None
+
+
+def with_voipms_mailbox(db: Database) -> list[dict]:
+    """Businesses whose VoIP.ms mailbox Capteo polls."""
+    return db.query("SELECT id, voipms_mailbox FROM businesses WHERE voipms_mailbox IS NOT NULL "
+                    "AND voipms_mailbox != ''")
+
+
+# ---- secrets in URLs and headers: the calendar feed, the phone system's token ----------------------
+
+def feed_token(db: Database, business_id: int) -> str:
+    """The secret in the business's calendar feed URL, made on first use."""
+    row = db.query_one("SELECT ics_token FROM businesses WHERE id = ?", (business_id,))
+    if row["ics_token"]:
+        return row["ics_token"]
+    token = secrets.token_urlsafe(24)
+    with db.write() as conn:
+        conn.execute("UPDATE businesses SET ics_token = coalesce(ics_token, ?) WHERE id = ?", (token, business_id))
+    return db.query_one("SELECT ics_token FROM businesses WHERE id = ?", (business_id,))["ics_token"]
+
+
+def by_feed_token(db: Database, token: str) -> dict | None:
+    if len(token) < 20:
+        return None
+    return db.query_one("SELECT * FROM businesses WHERE ics_token = ?", (token,))
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def by_pbx_token(db: Database, token: str) -> dict | None:
+    """The business whose phone system presents this bearer token (only its hash is kept)."""
+    if not token:
+        return None
+    business = db.query_one("SELECT * FROM businesses WHERE pbx_token_hash = ?", (token_hash(token),))
+    if business is None or not hmac.compare_digest(business["pbx_token_hash"], token_hash(token)):
+        return None
+    return business
+
+
+def new_pbx_token(db: Database, business_id: int, *, actor: str) -> str:
+    """A new token for the business's phone system (the old one stops working); returned once."""
+    token = secrets.token_urlsafe(32)
+    with db.write() as conn:
+        conn.execute("UPDATE businesses SET pbx_token_hash = ? WHERE id = ?", (token_hash(token), business_id))
+        audit.record(conn, actor=actor, action="business.pbx_token", entity="business",
+                     entity_id=business_id, business_id=business_id, fields=["pbx_token"])
+    return token
+
+
 def update_settings(db: Database, business_id: int, values: dict, *, actor: str) -> list[str]:
     """Save validated settings; returns the names of those that changed."""
     with db.write() as conn:
@@ -143,6 +200,19 @@ def team(db: Database, business_id: int) -> list[dict]:
            JOIN users u ON u.id = m.user_id WHERE m.business_id = ? ORDER BY m.role DESC, u.email""",
         (business_id,),
     )
+
+
+def add_member(db: Database, business_id: int, email: str, *, actor: str) -> str | None:
+    """Add a member by email. A new account gets a one-time password (returned, to be
+    shown once and changed at first sign-in); an existing account returns None."""
+    password = secrets.token_urlsafe(9)
+    with db.write() as conn:
+        existing = list(conn.execute("SELECT id FROM users WHERE email = ?", (email,)))
+        user_id = add_user(conn, business_id=business_id, email=email, password=password, role="member",
+                           actor=actor)
+        if not existing:
+            conn.execute("UPDATE users SET must_change_password = 1 WHERE id = ?", (user_id,))
+    return None if existing else password
 
 
 def remove_member(db: Database, business_id: int, user_id: int, *, actor: str) -> bool:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
-from functools import lru_cache
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from app import clock
 from app.config import Config

@@ -68,6 +68,11 @@ def _retry_delay(attempts: int) -> timedelta:
     return timedelta(minutes=min(5 * 2 ** max(attempts - 1, 0), 24 * 60))
 
 
+def is_pending(db: Database, lead_id: int) -> bool:
+    """The lead's address changed (or it just arrived) and its coordinates are still to find."""
+    return db.query_one("SELECT 1 AS x FROM leads WHERE id = ? AND geocode_status = 'pending'", (lead_id,)) is not None
+
+
 def pending(db: Database, now: datetime | None = None, limit: int = 100) -> list[int]:
     now = now or clock.now()
     return [r["id"] for r in db.query(

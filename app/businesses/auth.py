@@ -81,30 +81,9 @@ def session_for_email(db: Database, email: str) -> dict | None:
 
 
 class SignInRequired(Exception):
-    """Raised by `require()`; the app answers with the sign-in page (or a 401 in
+    """Raised by the `signed_in` guard (app/http.py); the app answers with the sign-in page (or a 401 in
     Cloudflare mode, where Cloudflare itself signs people in)."""
 
 
 class OwnersOnly(Exception):
     """A member asked for an owner's page (settings, team)."""
-
-
-def require(request, *, owner: bool = False) -> dict:
-    """The signed-in person (user, business, role) for a dashboard request."""
-    db = request.app.state.db
-    config = request.app.state.config
-    if config.get("auth", "mode") == "cloudflare":
-        from app.cloudflare_access import HEADER, AccessDenied
-
-        try:
-            email = request.app.state.access_verifier.email_for(request.headers.get(HEADER))
-        except AccessDenied:
-            raise SignInRequired()
-        session = session_for_email(db, email)
-    else:
-        session = session_for(db, request.cookies.get(COOKIE))
-    if session is None:
-        raise SignInRequired()
-    if owner and session["role"] != "owner":
-        raise OwnersOnly()
-    return session

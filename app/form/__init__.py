@@ -12,19 +12,16 @@ import base64
 import hashlib
 import hmac
 import json
-import re
 import secrets
 import time
-import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
-import phonenumbers
-from email_validator import EmailNotValidError, validate_email
-
-from app import audit, clock, custom_fields, i18n, leads, outbox
+from app import clock, i18n, leads, normalize
 from app.db import Database
 from app.i18n import N_
+from app.leads import custom_fields
+from app.messaging import outbox
 
 CONSENT_VERSION = "web-2026-11-01"
 CONSENT_FIELD = "consent"
@@ -44,67 +41,22 @@ STANDARD_FIELDS = {
     "callback_time": (200, False),
 }
 REQUIRED = ("phone", "need")
-POSTAL_RE = re.compile(r"^([ABCEGHJ-NPRSTVXY]\d[ABCEGHJ-NPRSTV-Z])\s*(\d[ABCEGHJ-NPRSTV-Z]\d)$")
-
-
-def clean(value: str, *, multiline: bool = False) -> str:
-    """Unicode NFC, control and format characters removed (newlines kept where the
-    field is multi-line), outer whitespace trimmed."""
-    value = unicodedata.normalize("NFC", value)
-    kept = []
-    for ch in value:
-        if ch in "\n\t" and multiline:
-            kept.append(ch)
-        elif ch in "\r":
-            continue
-        elif unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn"):
-            if ch in "\n\t":
-                kept.append(" ")
-            continue
-        else:
-            kept.append(ch)
-    return "".join(kept).strip()
-
-
-def normalize_phone(value: str) -> str | None:
-    """E.164 for a valid number written any usual way (default region Canada)."""
-    try:
-        number = phonenumbers.parse(value, "CA")
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_valid_number(number):
-        return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-
-
-def normalize_postal_code(value: str) -> str | None:
-    m = POSTAL_RE.match(value.upper().replace("-", " ").strip())
-    return f"{m.group(1)} {m.group(2)}" if m else None
-
-
-def normalize_email(value: str) -> str | None:
-    try:
-        return validate_email(value, check_deliverability=False).normalized
-    except EmailNotValidError:
-        return None
-
-
 def validate_field(name: str, raw: str) -> tuple[str | None, str | None]:
     """(clean value or None, error msgid or None) for one standard field."""
     max_len, multiline = STANDARD_FIELDS[name]
-    value = clean(raw, multiline=multiline)
+    value = normalize.clean(raw, multiline=multiline)
     if value == "":
         return None, (N_("This field is required.") if name in REQUIRED else None)
     if len(value) > max_len:
         return None, N_("This answer is too long.")
     if name == "phone":
-        phone = normalize_phone(value)
+        phone = normalize.phone(value)
         return (phone, None) if phone else (None, N_("Enter a valid phone number, e.g. 514 555-0123."))
     if name == "email":
-        email = normalize_email(value)
+        email = normalize.email(value)
         return (email, None) if email else (None, N_("Enter a valid email address, e.g. name@example.com."))
     if name == "postal_code":
-        code = normalize_postal_code(value)
+        code = normalize.postal_code(value)
         return (code, None) if code else (None, N_("Enter a Canadian postal code, e.g. H2X 1Y4."))
     return value, None
 
@@ -170,7 +122,7 @@ def validate(form: dict[str, list[str]], fields: list[custom_fields.CustomField]
         elif value is not None:
             sub.values[name] = value
     for cf in fields:
-        value, error = custom_fields.validate(cf, form.get(cf.name, []), clean)
+        value, error = custom_fields.validate(cf, form.get(cf.name, []), normalize.clean)
         if error:
             sub.errors[cf.name] = error
         elif value is not None:

@@ -7,30 +7,23 @@ from __future__ import annotations
 import hmac
 import json
 import time
-from typing import Annotated
 
-from litestar import Request, Response, Router, get, post
-from litestar.enums import RequestEncodingType
+from litestar import Request, Response, get, post
 from litestar.exceptions import NotFoundException
-from litestar.params import Body, FromPath, FromQuery
+from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
-from app import audit, businesses, forms, i18n, incidents, privacy, retention
-from app.auth import require
+from app import audit, businesses, form, http, i18n, normalize, privacy
+from app.businesses.ratelimit import client_ip
+from app.db import Database
+from app.http import DB, Conf, Form, SignedIn, lang
 from app.i18n import N_
-from app.ratelimit import client_ip
-from app.web import set_language
-
-Form = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
-
-
-def _lang() -> str:
-    return i18n.current_language.get()
+from app.privacy import incidents, retention
 
 
 @get("/privacy", name="privacy", sync_to_thread=True)
-def policy(request: Request) -> Template:
-    return Template("privacy.html", context={"policy": privacy.policy_html(request.app.state.config, _lang())})
+def policy(config: Conf) -> Template:
+    return Template("privacy/policy.html", context={"policy": privacy.policy_html(config, lang())})
 
 
 # ---- public request page -------------------------------------------------------------------------
@@ -48,16 +41,15 @@ def request_page(b: FromQuery[str | None] = None) -> Template:
 
 
 @post("/privacy/request", name="privacy_request_submit", sync_to_thread=True, status_code=200)
-def request_submit(request: Request, data: Form) -> Template:
+def request_submit(request: Request, db: DB, data: Form) -> Template:
     """No account needed; rate-limited per IP; a honeypot; lands in that business's register only."""
-    db = request.app.state.db
     slug = (data.get("business") or "").strip().lower()
     ip = client_ip(request)
     limiter = request.app.state.form_limiter
     if not limiter.allowed("privacy", ip):
         return Template("error.html", context={"status": 429}, status_code=429)
-    business = db.query_one("SELECT * FROM businesses WHERE slug = ?", (slug,)) if slug else None
-    if data.get(forms.HONEYPOT_FIELD):
+    business = businesses.by_slug(db, slug)
+    if data.get(form.HONEYPOT_FIELD):
         limiter.record("privacy", ip)
         return Template("privacy/request_done.html", context={"business": business or {"name": slug}})
     if business is None:
@@ -75,17 +67,14 @@ def request_submit(request: Request, data: Form) -> Template:
 
 # ---- the business's register and tools ----------------------------------------------------------
 
-def _tools_context(request: Request, session: dict, **extra) -> dict:
-    db = request.app.state.db
+def _tools_context(db: Database, session: dict, **extra: object) -> dict:
     return {"session": session, "requests": privacy.requests(db, session["business_id"]), "kinds": privacy.KINDS,
             "found": None, "phone": "", "email": "", "error": None, "done": None, **extra}
 
 
 @get("/app/privacy", name="privacy_tools", sync_to_thread=True)
-def tools(request: Request, phone: FromQuery[str | None] = None, email: FromQuery[str | None] = None,
+def tools(session: SignedIn, db: DB, phone: FromQuery[str | None] = None, email: FromQuery[str | None] = None,
           done: FromQuery[str | None] = None) -> Template:
-    session = require(request)
-    db = request.app.state.db
     found = None
     if phone or email:
         found = privacy.find_person(db, session["business_id"], phone=phone, email=email)
@@ -94,46 +83,42 @@ def tools(request: Request, phone: FromQuery[str | None] = None, email: FromQuer
                          entity_id=",".join(str(r["id"]) for r in found), business_id=session["business_id"],
                          fields=["phone", "email"])
     return Template("privacy/tools.html", context=_tools_context(
-        request, session, found=found, phone=phone or "", email=email or "", done=done))
+        db, session, found=found, phone=phone or "", email=email or "", done=done))
 
 
 @post("/app/privacy/requests", name="privacy_request_add", sync_to_thread=True, status_code=200)
-def add_request(request: Request, data: Form) -> Template | Redirect:
-    session = require(request)
+def add_request(session: SignedIn, db: DB, data: Form) -> Template | Redirect:
     received = privacy.parse_day(data.get("received_on", "")) if data.get("received_on") else None
     try:
-        privacy.register_request(request.app.state.db, business_id=session["business_id"], kind=data.get("kind", ""),
+        privacy.register_request(db, business_id=session["business_id"], kind=data.get("kind", ""),
                                  person=data.get("person", ""), contact=data.get("contact", ""),
                                  details=data.get("details", ""), source="dashboard",
                                  actor=f"user:{session['user_id']}", received_on=received)
     except privacy.RequestError as e:
         return Template("privacy/tools.html", status_code=422,
-                        context=_tools_context(request, session, error=i18n.gettext(str(e))))
-    return Redirect(f"/{_lang()}/app/privacy", status_code=303)
+                        context=_tools_context(db, session, error=i18n.gettext(str(e))))
+    return Redirect(f"/{lang()}/app/privacy", status_code=303)
 
 
 @post("/app/privacy/requests/{request_id:int}/answer", name="privacy_request_answer", sync_to_thread=True,
       status_code=303)
-def answer_request(request: Request, request_id: FromPath[int], data: Form) -> Redirect:
-    session = require(request)
+def answer_request(session: SignedIn, db: DB, request_id: FromPath[int], data: Form) -> Redirect:
     try:
-        privacy.answer(request.app.state.db, session["business_id"], request_id, data.get("answer", ""),
+        privacy.answer(db, session["business_id"], request_id, data.get("answer", ""),
                        actor=f"user:{session['user_id']}")
     except LookupError:
         raise NotFoundException()
-    return Redirect(f"/{_lang()}/app/privacy", status_code=303)
+    return Redirect(f"/{lang()}/app/privacy", status_code=303)
 
 
-def _person(request: Request, session: dict, data: dict) -> list[dict]:
-    return privacy.find_person(request.app.state.db, session["business_id"],
+def _person(db: DB, session: SignedIn, data: dict) -> list[dict]:
+    return privacy.find_person(db, session["business_id"],
                                phone=data.get("phone"), email=data.get("email"))
 
 
 @get("/app/privacy/export", name="privacy_export", sync_to_thread=True)
-def export(request: Request, phone: FromQuery[str | None] = None, email: FromQuery[str | None] = None,
+def export(session: SignedIn, db: DB, phone: FromQuery[str | None] = None, email: FromQuery[str | None] = None,
            format: FromQuery[str] = "json") -> Response:
-    session = require(request)
-    db = request.app.state.db
     rows = privacy.find_person(db, session["business_id"], phone=phone, email=email)
     data = privacy.export(db, businesses.get(db, session["business_id"]), rows, phone=phone, email=email,
                           actor=f"user:{session['user_id']}")
@@ -145,46 +130,43 @@ def export(request: Request, phone: FromQuery[str | None] = None, email: FromQue
         "content-disposition": f'attachment; filename="capteo-export-{stamp}.json"'})
 
 
-def _erase(request: Request, session: dict, data: dict, reason: str) -> Redirect:
-    rows = _person(request, session, data)
-    retention.erase_person(request.app.state.db, request.app.state.config, session["business_id"],
+def _erase(db: DB, config: Conf, session: SignedIn, data: dict, reason: str) -> Redirect:
+    rows = _person(db, session, data)
+    retention.erase_person(db, config, session["business_id"],
                            [r["id"] for r in rows], actor=f"user:{session['user_id']}", reason=reason)
-    return Redirect(f"/{_lang()}/app/privacy?done={reason}", status_code=303)
+    return Redirect(f"/{lang()}/app/privacy?done={reason}", status_code=303)
 
 
 @post("/app/privacy/erase", name="privacy_erase", sync_to_thread=True, status_code=303)
-def erase(request: Request, data: Form) -> Redirect:
+def erase(session: SignedIn, db: DB, config: Conf, data: Form) -> Redirect:
     """Erase now: every lead of the person anonymized, their audio deleted."""
-    return _erase(request, require(request), data, "erasure")
+    return _erase(db, config, session, data, "erasure")
 
 
 @post("/app/privacy/withdraw", name="privacy_withdraw", sync_to_thread=True, status_code=200)
-def withdraw(request: Request, data: Form) -> Template | Redirect:
+def withdraw(session: SignedIn, db: DB, config: Conf, data: Form) -> Template | Redirect:
     """Consent withdrawn: anonymize, unless the business must keep the information
     (a legal obligation) — then the reason is recorded in the register."""
-    session = require(request)
     if data.get("keep") != "yes":
-        return _erase(request, session, data, "withdrawal")
-    reason = forms.clean(data.get("reason", ""), multiline=True)
+        return _erase(db, config, session, data, "withdrawal")
+    reason = normalize.clean(data.get("reason", ""), multiline=True)
     if not reason:
         return Template("privacy/tools.html", status_code=422, context=_tools_context(
-            request, session, error=i18n.gettext(N_("Say why the business must keep this information."))))
+            db, session, error=i18n.gettext(N_("Say why the business must keep this information."))))
     contact = data.get("email") or data.get("phone") or ""
-    db = request.app.state.db
     request_id = privacy.register_request(db, business_id=session["business_id"], kind="withdrawal",
                                           person=contact, contact=contact, details="", source="dashboard",
                                           actor=f"user:{session['user_id']}")
     privacy.answer(db, session["business_id"], request_id, reason, actor=f"user:{session['user_id']}")
-    return Redirect(f"/{_lang()}/app/privacy?done=kept", status_code=303)
+    return Redirect(f"/{lang()}/app/privacy?done=kept", status_code=303)
 
 
 @post("/app/privacy/contest", name="privacy_contest", sync_to_thread=True, status_code=303)
-def contest(request: Request, data: Form) -> Redirect:
-    session = require(request)
-    rows = _person(request, session, data)
-    privacy.flag_for_review(request.app.state.db, session["business_id"], [r["id"] for r in rows],
+def contest(session: SignedIn, db: DB, data: Form) -> Redirect:
+    rows = _person(db, session, data)
+    privacy.flag_for_review(db, session["business_id"], [r["id"] for r in rows],
                             actor=f"user:{session['user_id']}")
-    return Redirect(f"/{_lang()}/app/privacy?done=contest", status_code=303)
+    return Redirect(f"/{lang()}/app/privacy?done=contest", status_code=303)
 
 
 # ---- audit viewer -----------------------------------------------------------------------------
@@ -202,11 +184,9 @@ def _chain_status(db) -> audit.Verification:
     return result
 
 
-@get("/app/audit", name="audit_log", sync_to_thread=True)
-def audit_viewer(request: Request, lead: FromQuery[str | None] = None, actor: FromQuery[str | None] = None,
-                 page: FromQuery[int] = 1) -> Template:
-    session = require(request, owner=True)
-    db = request.app.state.db
+@get("/app/audit", name="audit_log", sync_to_thread=True, guards=[http.owner])
+def audit_viewer(session: SignedIn, db: DB, lead: FromQuery[str | None] = None,
+                 actor: FromQuery[str | None] = None, page: FromQuery[int] = 1) -> Template:
     rows = audit.entries(db.reader(), session["business_id"], entity_id=lead or None, actor=actor or None,
                          page=max(page, 1))
     return Template("privacy/audit.html", context={
@@ -217,14 +197,15 @@ def audit_viewer(request: Request, lead: FromQuery[str | None] = None, actor: Fr
 # ---- operator -------------------------------------------------------------------------------------
 
 @get("/operator/incidents", name="incidents", sync_to_thread=True)
-def incident_register(request: Request, key: FromQuery[str | None] = None) -> Template:
+def incident_register(db: DB, config: Conf, key: FromQuery[str | None] = None) -> Template:
     """Read-only, for the operator: the secret key is printed by `run.py incident list`."""
-    expected = request.app.state.config.secret("operator")
+    expected = config.secret("operator")
     if not key or not hmac.compare_digest(key, expected):
         raise NotFoundException()
-    return Template("privacy/incidents.html", context={"incidents": incidents.all(request.app.state.db)})
+    return Template("privacy/incidents.html", context={"incidents": incidents.all(db)})
 
 
-routes = [Router(path="/{lang:str}", before_request=set_language, route_handlers=[
-    policy, request_page, request_submit, tools, add_request, answer_request, export, erase, withdraw, contest,
-    audit_viewer, incident_register])]
+routes = [
+    http.localized(policy, request_page, request_submit, incident_register),
+    http.dashboard(tools, add_request, answer_request, export, erase, withdraw, contest, audit_viewer),
+]

@@ -6,9 +6,10 @@ import json
 import secrets
 from datetime import timedelta
 
-from app import businesses, clock, custom_fields, leads
+from app import businesses, clock, leads
 from app.config import Config
 from app.db import Database
+from app.leads import custom_fields
 
 DEMO_SLUG = "demo"
 DEMO_EMAIL = "demo@capteo.test"

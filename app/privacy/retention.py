@@ -14,7 +14,6 @@ overwritten in the database file and gone from its WAL.
 
 from __future__ import annotations
 
-import json
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta

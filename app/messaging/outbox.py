@@ -16,7 +16,7 @@ import apsw
 
 from app import clock, i18n
 from app.db import Database
-from app.twilio import TwilioClient, TwilioError
+from app.messaging.twilio import TwilioClient, TwilioError
 
 MAX_ATTEMPTS = 10
 CLAIM_TIMEOUT = timedelta(minutes=5)
@@ -54,6 +54,11 @@ def queue(conn: apsw.Connection, *, business_id: int, lead_id: int | None, kind:
         (business_id, lead_id, kind, to, body, now, now),
     )
     return conn.last_insert_rowid()
+
+
+def pending_for_lead(db: Database, lead_id: int) -> list[int]:
+    """A committed lead's messages not yet sent, to wake at once."""
+    return [r["id"] for r in db.query("SELECT id FROM outbox WHERE lead_id = ? AND status = 'pending'", (lead_id,))]
 
 
 def due(db: Database, now: datetime | None = None, limit: int = 100) -> list[int]:

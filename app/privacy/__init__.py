@@ -19,13 +19,15 @@ import csv
 import io
 import json
 from datetime import date, datetime, timedelta
+from pathlib import Path
 
 from markdown_it import MarkdownIt
 
-from app import audit, clock, custom_fields, forms
-from app.config import ROOT, Config
+from app import audit, clock, normalize
+from app.config import Config
 from app.db import Database
 from app.i18n import N_
+from app.leads import custom_fields
 
 KINDS = {
     "access": N_("Access to my information"),
@@ -51,7 +53,7 @@ def register_request(db: Database, *, business_id: int, kind: str, person: str, 
                      source: str, actor: str, received_on: date | None = None) -> int:
     if kind not in KINDS:
         raise RequestError(N_("Choose the kind of request."))
-    person, contact = forms.clean(person)[:200], forms.clean(contact)[:254]
+    person, contact = normalize.clean(person)[:200], normalize.clean(contact)[:254]
     if not person or not contact:
         raise RequestError(N_("Give a name and a way to reach the person."))
     received = received_on or clock.now().date()
@@ -59,7 +61,7 @@ def register_request(db: Database, *, business_id: int, kind: str, person: str, 
         conn.execute(
             "INSERT INTO privacy_requests (business_id, kind, person, contact, details, source, received_on,"
             " due_on, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (business_id, kind, person, contact, forms.clean(details, multiline=True)[:4000], source,
+            (business_id, kind, person, contact, normalize.clean(details, multiline=True)[:4000], source,
              received.isoformat(), (received + ANSWER_WITHIN).isoformat(), clock.now_iso()),
         )
         request_id = conn.last_insert_rowid()
@@ -84,7 +86,7 @@ def answer(db: Database, business_id: int, request_id: int, text: str, *, actor:
                                  (request_id, business_id))):
             raise LookupError(request_id)
         conn.execute("UPDATE privacy_requests SET status = 'answered', answer = ?, answered_at = ? WHERE id = ?",
-                     (forms.clean(text, multiline=True)[:4000], clock.now_iso(), request_id))
+                     (normalize.clean(text, multiline=True)[:4000], clock.now_iso(), request_id))
         audit.record(conn, actor=actor, action="privacy_request.answer", entity="privacy_request",
                      entity_id=request_id, business_id=business_id, fields=["answer"])
 
@@ -92,7 +94,7 @@ def answer(db: Database, business_id: int, request_id: int, text: str, *, actor:
 def find_person(db: Database, business_id: int, *, phone: str | None, email: str | None) -> list[dict]:
     """This business's leads of a person, by phone (any usual writing) or email, also
     through the caller id of their voicemails and the leads of their appointments."""
-    e164 = forms.normalize_phone(phone) if phone else None
+    e164 = normalize.phone(phone) if phone else None
     email_norm = (email or "").strip().lower() or None
     if not e164 and not email_norm:
         return []
@@ -174,7 +176,7 @@ def policy_html(config: Config, lang: str) -> str:
     """The privacy policy: the operator's Markdown in <data dir>/privacy/policy.<lang>.md
     when present, else the shipped default. Raw HTML in it is shown as text."""
     override = config.data_dir / "privacy" / f"policy.{lang}.md"
-    source = override if override.is_file() else ROOT / "app" / "privacy_policy" / f"policy.{lang}.md"
+    source = override if override.is_file() else Path(__file__).parent / "policy" / f"policy.{lang}.md"
     text = source.read_text(encoding="utf-8")
     contact = config.get("privacy", "contact") or "—"
     return _md.render(text.replace("{contact}", contact))

@@ -167,6 +167,20 @@ def get(db: Database, business_id: int, lead_id: int) -> dict | None:
     return db.query_one("SELECT * FROM leads WHERE business_id = ? AND id = ?", (business_id, lead_id))
 
 
+def confirm_ai_fields(db: Database, business_id: int, lead_id: int, *, user_id: int) -> bool:
+    """A person checked what the AI extracted: the fields are no longer "to verify".
+    False for another business's lead (the caller's 404)."""
+    with db.write() as conn:
+        rows = list(conn.execute("SELECT ai_fields FROM leads WHERE id = ? AND business_id = ?",
+                                 (lead_id, business_id)))
+        if not rows:
+            return False
+        conn.execute("UPDATE leads SET ai_fields = '[]', review_requested_at = NULL WHERE id = ?", (lead_id,))
+        audit.record(conn, actor=f"user:{user_id}", action="lead.ai_confirm", entity="lead",
+                     entity_id=lead_id, business_id=business_id, fields=json.loads(rows[0]["ai_fields"]))
+    return True
+
+
 class LeadError(ValueError):
     """A change a lead cannot take; the message is a msgid for the person."""
 

@@ -18,6 +18,7 @@ import apsw
 from babel.dates import format_date
 from babel.numbers import format_decimal
 
+from app import audit
 from app.db import Database
 from app.i18n import LOCALES, N_
 
@@ -80,7 +81,9 @@ def add(
     label_en: str,
     required: bool = False,
     options: list[dict] | None = None,
+    actor: str | None = None,
 ) -> int:
+    """A new question at the end of the form; audited when a person (`actor`) adds it."""
     if kind not in KINDS:
         raise ValueError(f"unknown custom field kind {kind!r}")
     if kind in ("single_choice", "multiple_choice") and not options:
@@ -94,7 +97,15 @@ def add(
         (business_id, position, kind, label_fr, label_en, int(required),
          json.dumps(options or [], ensure_ascii=False)),
     )
-    return conn.last_insert_rowid()
+    field_id = conn.last_insert_rowid()
+    _audit(conn, business_id, field_id, "custom_field.add", actor)
+    return field_id
+
+
+def _audit(conn: apsw.Connection, business_id: int, field_id: int, action: str, actor: str | None) -> None:
+    if actor is not None:
+        audit.record(conn, actor=actor, action=action, entity="custom_field", entity_id=field_id,
+                     business_id=business_id, fields=["label_fr", "label_en"])
 
 
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -179,16 +190,18 @@ def get(db: Database, business_id: int, field_id: int) -> CustomField | None:
 
 
 def update(conn: apsw.Connection, business_id: int, field_id: int, *, label_fr: str, label_en: str,
-           required: bool, options: list[dict] | None) -> None:
+           required: bool, options: list[dict] | None, actor: str | None = None) -> None:
     conn.execute(
         "UPDATE custom_fields SET label_fr = ?, label_en = ?, required = ?, options = coalesce(?, options)"
         " WHERE business_id = ? AND id = ?",
         (label_fr, label_en, int(required), json.dumps(options, ensure_ascii=False) if options is not None else None,
          business_id, field_id),
     )
+    _audit(conn, business_id, field_id, "custom_field.edit", actor)
 
 
-def move(conn: apsw.Connection, business_id: int, field_id: int, direction: int) -> None:
+def move(conn: apsw.Connection, business_id: int, field_id: int, direction: int, *,
+         actor: str | None = None) -> None:
     """Swap the field with its neighbour above (-1) or below (+1)."""
     fields = [r["id"] for r in conn.execute(
         "SELECT id FROM custom_fields WHERE business_id = ? AND active = 1 ORDER BY position, id", (business_id,))]
@@ -198,11 +211,13 @@ def move(conn: apsw.Connection, business_id: int, field_id: int, direction: int)
         fields[i], fields[j] = fields[j], fields[i]
         for position, fid in enumerate(fields, start=1):
             conn.execute("UPDATE custom_fields SET position = ? WHERE id = ?", (position, fid))
+    _audit(conn, business_id, field_id, "custom_field.move", actor)
 
 
-def remove(conn: apsw.Connection, business_id: int, field_id: int) -> None:
+def remove(conn: apsw.Connection, business_id: int, field_id: int, *, actor: str | None = None) -> None:
     """Retired, not deleted: leads keep their snapshot of it anyway."""
     conn.execute("UPDATE custom_fields SET active = 0 WHERE business_id = ? AND id = ?", (business_id, field_id))
+    _audit(conn, business_id, field_id, "custom_field.remove", actor)
 
 
 def parse_options(text: str) -> list[dict]:

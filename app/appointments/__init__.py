@@ -7,13 +7,13 @@ language, and lands on the lead's timeline and in the audit log.
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from app import audit, clock, i18n, leads, outbox
+from app import audit, clock, i18n, leads
 from app.db import Database
+from app.messaging import outbox
 
 MIN_DURATION, MAX_DURATION = 15, 8 * 60
 
@@ -133,6 +133,12 @@ def cancel(db: Database, business: dict, appointment_id: int, *, user_id: int) -
     return [sms] if sms else []
 
 
+def lead_id_of(db: Database, business_id: int, appointment_id: int) -> int | None:
+    row = db.query_one("SELECT lead_id FROM appointments WHERE business_id = ? AND id = ?",
+                       (business_id, appointment_id))
+    return row["lead_id"] if row else None
+
+
 def for_lead(db: Database, business_id: int, lead_id: int) -> list[dict]:
     return db.query("SELECT * FROM appointments WHERE business_id = ? AND lead_id = ? ORDER BY starts_at",
                     (business_id, lead_id))
@@ -148,17 +154,6 @@ def week(db: Database, business_id: int, monday: date, tz: str) -> list[dict]:
            ORDER BY a.starts_at""",
         (business_id, _iso(start), _iso(end)),
     )
-
-
-def feed_token(db: Database, business_id: int) -> str:
-    """The secret in the business's calendar feed URL, made on first use."""
-    row = db.query_one("SELECT ics_token FROM businesses WHERE id = ?", (business_id,))
-    if row["ics_token"]:
-        return row["ics_token"]
-    token = secrets.token_urlsafe(24)
-    with db.write() as conn:
-        conn.execute("UPDATE businesses SET ics_token = coalesce(ics_token, ?) WHERE id = ?", (token, business_id))
-    return db.query_one("SELECT ics_token FROM businesses WHERE id = ?", (business_id,))["ics_token"]
 
 
 def _ics_text(value: str) -> str:

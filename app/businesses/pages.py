@@ -1,0 +1,344 @@
+"""Sign-in and sign-out, and the owner's settings: the business, its form's own
+questions, its team, and each person's password.
+
+Settings are owners only (the `owner` guard); a member gets a translated 403 page.
+Every change is audited with the names of the settings that changed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import zoneinfo
+
+from litestar import Request, get, post
+from litestar.datastructures import Cookie
+from litestar.exceptions import NotFoundException
+from litestar.params import FromPath, FromQuery
+from litestar.response import Redirect, Template
+
+from app import businesses, http, i18n, normalize
+from app.businesses import auth, hours
+from app.businesses.ratelimit import client_ip
+from app.config import Config
+from app.db import Database
+from app.http import DB, Conf, Form, SignedIn, lang
+from app.i18n import N_
+from app.leads import custom_fields
+
+DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+
+GREETING = N_("You have reached %(business)s. Leave your name, your number and the reason for your call after "
+              "the tone. Your message is recorded and processed by automated artificial intelligence on our own "
+              "server in Canada, only to handle your request.")
+
+
+def greeting_default(business_name: str, lang: str) -> str:
+    """The phone greeting with the consent notice the privacy policy requires."""
+    return i18n.gettext_in(lang, GREETING) % {"business": business_name}
+
+
+def _form_values(business: dict) -> dict:
+    hours_json = json.loads(business["hours"] or "{}")
+    values = {
+        "name": business["name"], "slug": business["slug"], "phone": i18n.format_phone(business["phone"]),
+        "timezone": business["timezone"], "language": business["language"],
+        "notify_phones": "\n".join(i18n.format_phone(p) for p in json.loads(business["notify_phones"] or "[]")),
+        "embed_domains": "\n".join(json.loads(business["embed_domains"] or "[]")),
+        "trade": business["trade"] or "", "voipms_mailbox": business["voipms_mailbox"] or "",
+        "greeting_fr": business["greeting_fr"] or greeting_default(business["name"], "fr"),
+        "greeting_en": business["greeting_en"] or greeting_default(business["name"], "en"),
+    }
+    for day in hours.DAYS:
+        spans = hours_json.get(day) or []
+        values[f"{day}_open"] = spans[0][0] if spans else ""
+        values[f"{day}_close"] = spans[0][1] if spans else ""
+    return values
+
+
+def _validate(data: dict[str, str]) -> tuple[dict, dict]:
+    values, errors = {}, {}
+    name = normalize.clean(data.get("name", ""))[:120]
+    if not name:
+        errors["name"] = N_("This field is required.")
+    values["name"] = name
+    slug = data.get("slug", "").strip().lower()
+    if not businesses.SLUG_RE.match(slug):
+        errors["slug"] = N_("Use 1 to 40 lowercase letters, digits and hyphens.")
+    values["slug"] = slug
+    phone_raw = data.get("phone", "").strip()
+    values["phone"] = normalize.phone(phone_raw) if phone_raw else None
+    if phone_raw and not values["phone"]:
+        errors["phone"] = N_("Enter a valid phone number, e.g. 514 555-0123.")
+    tz = data.get("timezone", "")
+    try:
+        zoneinfo.ZoneInfo(tz)
+        values["timezone"] = tz
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        errors["timezone"] = N_("Choose a time zone from the list.")
+    values["language"] = data.get("language") if data.get("language") in i18n.LANGUAGES else "fr"
+    phones = []
+    for line in data.get("notify_phones", "").splitlines():
+        if line.strip():
+            e164 = normalize.phone(line)
+            if not e164:
+                errors["notify_phones"] = N_("Enter one valid phone number per line.")
+            phones.append(e164)
+    values["notify_phones"] = json.dumps(phones[:5])
+    domains = [d.strip().lower().removeprefix("https://").rstrip("/") for d in data.get("embed_domains", "").splitlines()
+               if d.strip()]
+    if any(not DOMAIN_RE.match(d) for d in domains):
+        errors["embed_domains"] = N_("Enter one domain name per line, e.g. plomberie-gagnon.ca.")
+    values["embed_domains"] = json.dumps(domains[:10])
+    week = {}
+    for day in hours.DAYS:
+        opens, closes = data.get(f"{day}_open", ""), data.get(f"{day}_close", "")
+        if opens or closes:
+            if not (re.fullmatch(r"\d{2}:\d{2}", opens) and re.fullmatch(r"\d{2}:\d{2}", closes) and opens < closes):
+                errors[f"{day}_open"] = N_("Give an opening time before the closing time, or leave both empty.")
+            else:
+                week[day] = [[opens, closes]]
+    values["hours"] = json.dumps(week)
+    values["trade"] = normalize.clean(data.get("trade", ""))[:200] or None
+    mailbox = data.get("voipms_mailbox", "").strip()
+    if mailbox and not mailbox.isdigit():
+        errors["voipms_mailbox"] = N_("A VoIP.ms mailbox is a number.")
+    values["voipms_mailbox"] = mailbox or None
+    for language in i18n.LANGUAGES:
+        values[f"greeting_{language}"] = normalize.clean(data.get(f"greeting_{language}", ""),
+                                                         multiline=True)[:1000] or None
+    return values, errors
+
+
+# ---- sign-in -------------------------------------------------------------------------------------
+
+def _safe_next(value: str | None) -> str:
+    """Only a local dashboard path may follow sign-in (no open redirect)."""
+    if value and value.startswith(f"/{lang()}/app/") and "//" not in value and "\\" not in value:
+        return value
+    return f"/{lang()}/app/leads"
+
+
+def _session_cookie(config: Config, value: str, max_age: int) -> Cookie:
+    return Cookie(key=auth.COOKIE, value=value, path="/", httponly=True, samesite="lax",
+                  secure=config.secure_cookies, max_age=max_age)
+
+
+@get("/login", name="login", sync_to_thread=True)
+def login_page(request: Request, next: FromQuery[str | None] = None) -> Template | Redirect:
+    if http.find_session(request) is not None:
+        return Redirect(_safe_next(next), status_code=303)
+    return Template("businesses/login.html", context={"next": _safe_next(next), "email": "", "error": None})
+
+
+@post("/login", name="login_submit", sync_to_thread=True, status_code=200)
+def login_submit(request: Request, db: DB, config: Conf, data: Form) -> Template | Redirect:
+    email = (data.get("email") or "").strip()[:254]
+    key = (email.lower(), client_ip(request))
+    limiter = request.app.state.login_limiter
+    context = {"next": _safe_next(data.get("next")), "email": email}
+    if not limiter.allowed(*key):
+        return Template("businesses/login.html", status_code=429, context={
+            **context, "error": i18n.gettext("Too many failed attempts. Wait 15 minutes and try again.")})
+    user = businesses.authenticate(db, email, (data.get("password") or "")[:1024])
+    memberships = businesses.memberships(db, user["id"]) if user else []
+    if not user or not memberships:
+        limiter.record(*key)
+        return Template("businesses/login.html", status_code=400, context={
+            **context, "error": i18n.gettext("This email and password do not match an account.")})
+    # A new token at every sign-in: an id planted before it is worthless (no fixation).
+    token = auth.start_session(db, user_id=user["id"], business_id=memberships[0]["id"])
+    target = f"/{lang()}/app/password" if user["must_change_password"] else _safe_next(data.get("next"))
+    response = Redirect(target, status_code=303)
+    response.set_cookie(_session_cookie(config, token, int(auth.LIFETIME.total_seconds())))
+    return response
+
+
+@post("/logout", name="logout", sync_to_thread=True, status_code=303)
+def logout(request: Request, db: DB, config: Conf) -> Redirect:
+    auth.end_session(db, request.cookies.get(auth.COOKIE))
+    response = Redirect(f"/{lang()}/login", status_code=303)
+    response.set_cookie(_session_cookie(config, "", 0))
+    return response
+
+
+# ---- the business --------------------------------------------------------------------------------
+
+def _timezones() -> list[str]:
+    return sorted(z for z in zoneinfo.available_timezones() if z.startswith(("America/", "Canada/")))
+
+
+@get("/app/settings", name="settings", sync_to_thread=True, guards=[http.owner])
+def settings_page(session: SignedIn, db: DB, saved: FromQuery[str | None] = None) -> Template:
+    business = businesses.get(db, session["business_id"])
+    return Template("businesses/settings.html", context={
+        "session": session, "values": _form_values(business), "errors": {}, "saved": saved == "1",
+        "timezones": _timezones(), "days": hours.DAYS, "business": business})
+
+
+@post("/app/settings", name="settings_save", sync_to_thread=True, status_code=200, guards=[http.owner])
+def settings_save(session: SignedIn, db: DB, data: Form) -> Template | Redirect:
+    values, errors = _validate(data)
+    if not errors:
+        try:
+            businesses.update_settings(db, session["business_id"], values, actor=f"user:{session['user_id']}")
+        except businesses.BusinessError:
+            errors["slug"] = N_("This address is already taken.")
+    if errors:
+        return Template("businesses/settings.html", status_code=422, context={
+            "session": session, "values": data, "errors": {k: i18n.gettext(v) for k, v in errors.items()},
+            "saved": False, "timezones": _timezones(), "days": hours.DAYS,
+            "business": businesses.get(db, session["business_id"])})
+    return Redirect(f"/{lang()}/app/settings?saved=1", status_code=303)
+
+
+# ---- the form's own questions --------------------------------------------------------------------
+
+def _fields_page(db: Database, session: dict, errors: dict | None = None, status_code: int = 200) -> Template:
+    return Template("businesses/fields.html", status_code=status_code, context={
+        "session": session, "fields": custom_fields.active_fields(db, session["business_id"]),
+        "kinds": custom_fields.KINDS, "errors": errors or {},
+        "business": businesses.get(db, session["business_id"])})
+
+
+@get("/app/settings/fields", name="settings_fields", sync_to_thread=True, guards=[http.owner])
+def fields_page(session: SignedIn, db: DB) -> Template:
+    return _fields_page(db, session)
+
+
+def _field_input(data: dict[str, str], kind: str) -> tuple[dict, str | None]:
+    label_fr = normalize.clean(data.get("label_fr", ""))[:200]
+    label_en = normalize.clean(data.get("label_en", ""))[:200] or label_fr
+    options = custom_fields.parse_options(data.get("options", "")) if kind in ("single_choice",
+                                                                                "multiple_choice") else None
+    if not label_fr:
+        return {}, N_("Give the question in French (and in English).")
+    if options is not None and len(options) < 2:
+        return {}, N_("A choice needs at least two options, one per line.")
+    return {"label_fr": label_fr, "label_en": label_en, "required": data.get("required") == "yes",
+            "options": options}, None
+
+
+def _done_fields(request: Request, db: Database, session: dict) -> Template | Redirect:
+    if http.is_htmx(request):
+        return _fields_page(db, session)
+    return Redirect(f"/{lang()}/app/settings/fields", status_code=303)
+
+
+def _field_or_404(db: Database, session: dict, field_id: int) -> custom_fields.CustomField:
+    field = custom_fields.get(db, session["business_id"], field_id)
+    if field is None:
+        raise NotFoundException()
+    return field
+
+
+@post("/app/settings/fields", name="settings_field_add", sync_to_thread=True, status_code=200, guards=[http.owner])
+def field_add(request: Request, session: SignedIn, db: DB, data: Form) -> Template | Redirect:
+    kind = data.get("kind", "")
+    if kind not in custom_fields.KINDS:
+        return _fields_page(db, session, {"add": i18n.gettext(N_("Choose a kind of answer."))}, 422)
+    values, error = _field_input(data, kind)
+    if error:
+        return _fields_page(db, session, {"add": i18n.gettext(error)}, 422)
+    with db.write() as conn:
+        custom_fields.add(conn, business_id=session["business_id"], kind=kind, actor=f"user:{session['user_id']}",
+                          **values)
+    return _done_fields(request, db, session)
+
+
+@post("/app/settings/fields/{field_id:int}", name="settings_field_edit", sync_to_thread=True, status_code=200,
+      guards=[http.owner])
+def field_edit(request: Request, session: SignedIn, db: DB, field_id: FromPath[int],
+               data: Form) -> Template | Redirect:
+    field = _field_or_404(db, session, field_id)
+    values, error = _field_input(data, field.kind)
+    if error:
+        return _fields_page(db, session, {field_id: i18n.gettext(error)}, 422)
+    with db.write() as conn:
+        custom_fields.update(conn, session["business_id"], field_id, actor=f"user:{session['user_id']}", **values)
+    return _done_fields(request, db, session)
+
+
+@post("/app/settings/fields/{field_id:int}/move", name="settings_field_move", sync_to_thread=True,
+      status_code=200, guards=[http.owner])
+def field_move(request: Request, session: SignedIn, db: DB, field_id: FromPath[int],
+               data: Form) -> Template | Redirect:
+    _field_or_404(db, session, field_id)
+    with db.write() as conn:
+        custom_fields.move(conn, session["business_id"], field_id, -1 if data.get("direction") == "up" else 1,
+                           actor=f"user:{session['user_id']}")
+    return _done_fields(request, db, session)
+
+
+@post("/app/settings/fields/{field_id:int}/remove", name="settings_field_remove", sync_to_thread=True,
+      status_code=200, guards=[http.owner])
+def field_remove(request: Request, session: SignedIn, db: DB, field_id: FromPath[int]) -> Template | Redirect:
+    _field_or_404(db, session, field_id)
+    with db.write() as conn:
+        custom_fields.remove(conn, session["business_id"], field_id, actor=f"user:{session['user_id']}")
+    return _done_fields(request, db, session)
+
+
+# ---- team ----------------------------------------------------------------------------------------
+
+def _team_page(db: Database, session: dict, *, status_code: int = 200, **extra: object) -> Template:
+    return Template("businesses/team.html", status_code=status_code, context={
+        "session": session, "team": businesses.team(db, session["business_id"]), "error": None,
+        "created": None, **extra})
+
+
+@get("/app/settings/team", name="settings_team", sync_to_thread=True, guards=[http.owner])
+def team_page(session: SignedIn, db: DB) -> Template:
+    return _team_page(db, session)
+
+
+@post("/app/settings/team", name="settings_team_add", sync_to_thread=True, status_code=200, guards=[http.owner])
+def team_add(session: SignedIn, db: DB, data: Form) -> Template:
+    """A new member gets a one-time password, shown once, to change at first sign-in."""
+    email = (data.get("email") or "").strip()[:254]
+    if not normalize.email(email):
+        return _team_page(db, session, error=i18n.gettext(
+            N_("Enter a valid email address, e.g. name@example.com.")), status_code=422)
+    password = businesses.add_member(db, session["business_id"], email, actor=f"user:{session['user_id']}")
+    return _team_page(db, session, created={"email": email, "password": password})
+
+
+@post("/app/settings/team/{user_id:int}/remove", name="settings_team_remove", sync_to_thread=True,
+      status_code=200, guards=[http.owner])
+def team_remove(session: SignedIn, db: DB, user_id: FromPath[int]) -> Template | Redirect:
+    try:
+        businesses.remove_member(db, session["business_id"], user_id, actor=f"user:{session['user_id']}")
+    except LookupError:
+        raise NotFoundException()
+    return Redirect(f"/{lang()}/app/settings/team", status_code=303)
+
+
+# ---- password ------------------------------------------------------------------------------------
+
+@get("/app/password", name="password", sync_to_thread=True)
+def password_page(session: SignedIn) -> Template:
+    return Template("businesses/password.html", context={"session": session, "error": None})
+
+
+@post("/app/password", name="password_save", sync_to_thread=True, status_code=200)
+def password_save(session: SignedIn, db: DB, data: Form) -> Template | Redirect:
+    new, again = data.get("password", ""), data.get("password_again", "")
+    error = None
+    if len(new) < 10:
+        error = N_("The password must have at least 10 characters.")
+    elif new != again:
+        error = N_("The two passwords differ.")
+    elif not businesses.authenticate(db, session["email"], data.get("current", "")):
+        error = N_("Your current password is not right.")
+    if error:
+        return Template("businesses/password.html", status_code=422,
+                        context={"session": session, "error": i18n.gettext(error)})
+    businesses.set_password(db, session["user_id"], new)
+    return Redirect(f"/{lang()}/app/leads", status_code=303)
+
+
+routes = [
+    http.localized(login_page, login_submit, logout),
+    http.dashboard(settings_page, settings_save, fields_page, field_add, field_edit, field_move, field_remove,
+                   team_page, team_add, team_remove, password_page, password_save),
+]

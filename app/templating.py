@@ -1,0 +1,70 @@
+"""The Jinja environment: gettext installed once (each call reads the request's
+language), and the named filters and globals templates use for dates, phones,
+labels and durations."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from babel.dates import get_day_names
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from app import i18n, leads, privacy
+from app.config import ROOT
+from app.http import lang, switch_url
+from app.leads import custom_fields
+
+
+def _day_name(index: int) -> str:
+    return get_day_names("wide", locale=i18n.LOCALES[lang()])[index].capitalize()
+
+
+def _minutes(appointment: dict) -> int:
+    span = datetime.fromisoformat(appointment["ends_at"]) - datetime.fromisoformat(appointment["starts_at"])
+    return int(span.total_seconds() // 60)
+
+
+def _local_parts(iso: str, tz: str) -> tuple[str, str]:
+    """(YYYY-MM-DD, HH:MM) of an instant in a time zone: the values of date and time inputs."""
+    local = datetime.fromisoformat(iso).astimezone(ZoneInfo(tz))
+    return local.date().isoformat(), local.strftime("%H:%M")
+
+
+def make_environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(ROOT / "templates"),
+        autoescape=select_autoescape(["html", "xml"], default=True),
+        extensions=["jinja2.ext.i18n"],
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    # Installed once for the environment; each callable reads the request's language.
+    env.install_gettext_callables(  # type: ignore[attr-defined]
+        i18n.gettext, i18n.ngettext, newstyle=True, pgettext=i18n.pgettext, npgettext=i18n.npgettext
+    )
+    env.globals.update(
+        lang=lang,
+        other_lang=lambda: i18n.other_language(lang()),
+        language_name=i18n.language_name,
+        switch_url=switch_url,
+        status_label=lambda s: i18n.pgettext(*leads.STATUS_LABELS[s]),
+        status_tab=lambda s: i18n.gettext(leads.STATUS_TABS[s]),
+        when=i18n.format_when,
+        day_name=_day_name,
+        kind_label=lambda k: i18n.gettext(custom_fields.KIND_LABELS[k]),
+        request_kind=lambda k: i18n.gettext(privacy.KINDS[k]),
+        weekday=i18n.format_weekday,
+        short_date=i18n.format_short_date,
+        duration=i18n.format_duration,
+        minutes=_minutes,
+        local_parts=_local_parts,
+        channel_label=lambda c: i18n.gettext(leads.CHANNEL_LABELS[c]),
+    )
+    env.filters["datetime"] = i18n.format_datetime
+    env.filters["date"] = i18n.format_date
+    env.filters["phone"] = i18n.format_phone
+    env.filters["fromjson"] = json.loads
+    env.filters["field_label"] = lambda name: i18n.gettext(leads.FIELD_LABELS.get(name, name))
+    return env
