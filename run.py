@@ -254,7 +254,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from app import i18n, migrations
-    from app.ops import health
+    from app.voicemail import models
 
     config = _load(args)  # raises ConfigError on any bad value
     problems = 0
@@ -279,8 +279,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"database: {config.db_path} ({len(pending)} migrations pending; applied at start-up)")
     else:
         print(f"database: {config.db_path} will be created at start-up")
-    print(f"GPU: {'yes' if health.has_gpu() else 'no (models run on the CPU)'}")
-    for kind, info in health.models_present(config).items():
+    print(f"GPU: {'yes' if models.has_gpu() else 'no (models run on the CPU)'}")
+    for kind, info in models.present(config).items():
         state = "present" if info["present"] else "MISSING"
         print(f"model {kind}: {info['name']} {state} ({info['path']})")
         if not info["present"]:

@@ -112,6 +112,22 @@ def memberships(db: Database, user_id: int) -> list[dict]:
     )
 
 
+def any_in(conn: apsw.Connection) -> bool:
+    """Whether any business exists, read in the caller's transaction."""
+    return any(True for _ in conn.execute("SELECT 1 FROM businesses LIMIT 1"))
+
+
+def id_for_slug(conn: apsw.Connection, slug: str) -> int | None:
+    rows = list(conn.execute("SELECT id FROM businesses WHERE slug = ?", (slug,)))
+    return rows[0]["id"] if rows else None
+
+
+def set_contact(conn: apsw.Connection, business_id: int, *, hours: str, notify_phones: str, phone: str) -> None:
+    """Opening hours, the phones told of new leads, and the business's own phone (the demo sets them)."""
+    conn.execute("UPDATE businesses SET hours = ?, notify_phones = ?, phone = ? WHERE id = ?",
+                 (hours, notify_phones, phone, business_id))
+
+
 def count(db: Database) -> int:
     return db.query_one("SELECT count(*) AS n FROM businesses")["n"]
 

@@ -54,7 +54,7 @@ def ensure(db: Database, config: Config) -> str | None:
     now = clock.now()
     with db.write() as conn:
         # Re-check inside the write lock: two processes may start together.
-        if any(True for _ in conn.execute("SELECT 1 FROM businesses LIMIT 1")):
+        if businesses.any_in(conn):
             return None
         business_id = businesses.create_business(
             conn, slug=DEMO_SLUG, name="Plomberie Démo", timezone=config.get("i18n", "default_timezone"),
@@ -62,10 +62,8 @@ def ensure(db: Database, config: Config) -> str | None:
         )
         businesses.add_user(conn, business_id=business_id, email=DEMO_EMAIL, password=password,
                             name="Démo", actor="system:demo")
-        conn.execute(
-            "UPDATE businesses SET hours = ?, notify_phones = ?, phone = ? WHERE id = ?",
-            (json.dumps(DEMO_HOURS), json.dumps(["+15145550100"]), "+15145550100", business_id),
-        )
+        businesses.set_contact(conn, business_id, hours=json.dumps(DEMO_HOURS),
+                               notify_phones=json.dumps(["+15145550100"]), phone="+15145550100")
         for field in DEMO_CUSTOM_FIELDS:
             custom_fields.add(conn, business_id=business_id, **field)
         for sample in SAMPLE_LEADS:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import io
 
-from app import clock
+from app import businesses, clock
 from app.db import Database
 
 FIELDS = ("business", "information_involved", "circumstances", "occurred", "learned_on", "persons_concerned",
@@ -32,10 +32,9 @@ def add(db: Database, values: dict) -> int:
     with db.write() as conn:
         business_id = None
         if values.get("business"):
-            rows = list(conn.execute("SELECT id FROM businesses WHERE slug = ?", (values["business"],)))
-            if not rows:
+            business_id = businesses.id_for_slug(conn, values["business"])
+            if business_id is None:
                 raise IncidentError(f"no business with slug {values['business']!r}")
-            business_id = rows[0]["id"]
         conn.execute(
             f"INSERT INTO incidents (recorded_at, business_id, {', '.join(FIELDS[1:])}) "
             f"VALUES (?, ?, {', '.join('?' for _ in FIELDS[1:])})",

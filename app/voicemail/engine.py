@@ -13,7 +13,7 @@ from pathlib import Path
 
 from app.config import Config
 from app.extraction import grounding, rules
-from app.ops import health
+from app.voicemail import models
 
 log = logging.getLogger("capteo.voicemail")
 
@@ -55,7 +55,7 @@ class ModelEngine:
         self.config = config
         self.beam_size = config.get("models", "whisper_beam_size")
         self.whisper_options = {} if config.get("models", "whisper_temperature_fallback") else {"temperature": 0.0}
-        name = health.whisper_model_name(config)
+        name = models.whisper_model_name(config)
         self.whisper_dir = whisper_dir or config.models_dir / f"whisper-{name}"
         self.llm_path = llm_path or config.models_dir / config.get("models", "llm_file")
         self._whisper = None
@@ -70,7 +70,7 @@ class ModelEngine:
         configured = self.config.get("models", "whisper_compute_type")
         if configured != "auto":
             return configured
-        return "int8_float16" if health.has_gpu() else "int8"
+        return "int8_float16" if models.has_gpu() else "int8"
 
     def _whisper_model(self):
         if self._whisper is None:

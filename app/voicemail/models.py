@@ -12,13 +12,44 @@ from __future__ import annotations
 import hashlib
 import sys
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
 import httpx
 
 from app.config import Config
-from app.ops import health
+
+
+def whisper_model_name(config: Config, gpu: bool | None = None) -> str:
+    name = config.get("models", "whisper")
+    if name != "auto":
+        return name
+    if gpu is None:
+        gpu = has_gpu()
+    return "large-v3-turbo" if gpu else "small"
+
+
+@lru_cache(maxsize=1)
+def has_gpu() -> bool:
+    try:
+        import ctranslate2
+
+        return ctranslate2.get_cuda_device_count() > 0
+    except Exception:  # no CUDA runtime at all is the common CPU case
+        return False
+
+
+def present(config: Config) -> dict[str, dict]:
+    whisper = whisper_model_name(config)
+    whisper_dir = config.models_dir / f"whisper-{whisper}"
+    llm = config.models_dir / config.get("models", "llm_file")
+    return {
+        "whisper": {"name": whisper, "path": str(whisper_dir),
+                    "present": (whisper_dir / "model.bin").is_file()},
+        "llm": {"name": llm.name, "path": str(llm), "present": llm.is_file()},
+    }
+
 
 WHISPER_REPOS = {
     "tiny": "Systran/faster-whisper-tiny", "base": "Systran/faster-whisper-base",
@@ -126,7 +157,7 @@ def pull(config: Config, *, whisper: bool = True, llm: bool = True) -> list[Path
     hub = config.get("models", "hub_url").rstrip("/")
     got: list[Path] = []
     if whisper:
-        name = health.whisper_model_name(config)
+        name = whisper_model_name(config)
         repo = WHISPER_REPOS.get(name, name)  # a size, or a repository named directly
         final = config.models_dir / f"whisper-{name}"
         staging = config.models_dir / f".whisper-{name}.partial"
