@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Iterable
@@ -110,6 +111,16 @@ def verify(conn: apsw.Connection) -> Verification:
         checked += 1
     return Verification(True, checked)
 
+
+
+def check_chain(conn: apsw.Connection) -> bool:
+    """The operator's daily check, also run by the service itself: a broken chain is
+    logged as an error (and `run.py audit verify` names the entry)."""
+    result = verify(conn)
+    if not result.ok:
+        logging.getLogger("capteo.audit").error(
+            "audit log chain BROKEN at entry %s: %s", result.first_broken_id, result.reason)
+    return result.ok
 
 
 def entries(conn: apsw.Connection, business_id: int, *, entity_id: str | None = None, actor: str | None = None,

@@ -28,6 +28,7 @@ from litestar.types import Message
 
 from app import i18n
 from app.businesses import auth
+from app.businesses.ratelimit import Limits
 from app.config import Config
 from app.db import Database
 
@@ -90,6 +91,11 @@ def is_htmx(request: Request) -> bool:
     return bool(request.headers.get("hx-request"))
 
 
+# A route that answers htmx with a fragment and a browser with a page (or a redirect)
+# says so, so that no cache serves one for the other.
+VARY_HTMX = {"vary": "HX-Request, HX-Target"}
+
+
 def fragment_or_page(request: Request, fragment: str, page: str, context: dict[str, Any], *,
                      status_code: int = 200, target: str | None = None, headers: dict | None = None) -> Template:
     """One URL, one handler: htmx gets the fragment it swaps in (only when it targets
@@ -97,12 +103,7 @@ def fragment_or_page(request: Request, fragment: str, page: str, context: dict[s
     Both vary on HX-Request, so no cache serves one for the other."""
     wants_fragment = is_htmx(request) and (target is None or request.headers.get("hx-target") == target)
     return Template(fragment if wants_fragment else page, context=context, status_code=status_code,
-                    headers={"vary": "HX-Request, HX-Target", **(headers or {})})
-
-
-def back_to(request: Request, path: str) -> Response:
-    """After a plain form post, see the page again (303)."""
-    return Redirect(f"/{lang()}{path}", status_code=303)
+                    headers={**VARY_HTMX, **(headers or {})})
 
 
 # ---- guards ------------------------------------------------------------------------------------
@@ -144,6 +145,19 @@ async def signed_in(connection: ASGIConnection, _: BaseRouteHandler) -> None:
     connection.state.session = await to_thread.run_sync(_resolve_session, connection)
 
 
+# Handlers a person may reach while their one-time password must still be changed.
+WHILE_PASSWORD_DUE = {"while_password_due": True}
+
+
+async def password_current(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
+    """Someone signed in with a one-time password goes to the password page first,
+    whatever dashboard address they open."""
+    if connection.app.state.config.get("auth", "mode") == "cloudflare":
+        return  # Cloudflare Access signs people in: there is no password to change
+    if connection.state.session.get("must_change_password") and not handler.opt.get("while_password_due"):
+        raise auth.PasswordChangeDue()
+
+
 async def owner(connection: ASGIConnection, _: BaseRouteHandler) -> None:
     """Settings, team, audit: owners only; a member gets a translated 403."""
     if connection.state.session["role"] != "owner":
@@ -164,16 +178,22 @@ def _session(request: Request) -> dict:
     return request.state.session
 
 
+def _limits(state: State) -> Limits:
+    return state.limits
+
+
 # What a handler asks for by name: `session: SignedIn` (dashboard routes only, after
 # the `signed_in` guard), `db: DB`, `config: Conf`.
 SignedIn = NamedDependency[dict]
 DB = NamedDependency[Database]
 Conf = NamedDependency[Config]
+RateLimits = NamedDependency[Limits]
 
 DEPENDENCIES = {
     "db": Provide(_db, sync_to_thread=False),
     "config": Provide(_config, sync_to_thread=False),
     "session": Provide(_session, sync_to_thread=False),
+    "limits": Provide(_limits, sync_to_thread=False),
 }
 
 
@@ -184,7 +204,7 @@ def localized(*handlers: Any, guards: list | None = None) -> Router:
 
 def dashboard(*handlers: Any) -> Router:
     """Routes under `/{lang}/…` that need a signed-in person (owner-only ones add `owner`)."""
-    return localized(*handlers, guards=[signed_in])
+    return localized(*handlers, guards=[signed_in, password_current])
 
 
 # ---- error pages -------------------------------------------------------------------------------
@@ -240,13 +260,21 @@ def sign_in_required(request: Request, exc: Exception) -> Response:
     return sign_in_redirect(request)
 
 
+def password_change_due(request: Request, exc: Exception) -> Response:
+    target = f"/{_error_language(request)}/app/password"
+    if is_htmx(request):
+        return Response(None, status_code=204, headers={"HX-Redirect": target})
+    return Redirect(target, status_code=303)
+
+
 def owners_only(request: Request, exc: Exception) -> Response:
     i18n.current_language.set(_error_language(request))
     return Template("error.html", context={"status": 403, "owners_only": True}, status_code=403)
 
 
 EXCEPTION_HANDLERS = {HTTPException: error_page, auth.SignInRequired: sign_in_required,
-                      auth.OwnersOnly: owners_only, Exception: error_page}
+                      auth.OwnersOnly: owners_only, auth.PasswordChangeDue: password_change_due,
+                      Exception: error_page}
 
 
 def _security_headers(message: Message) -> None:

@@ -18,7 +18,7 @@ import jobs
 from app import http, i18n, migrations
 from app.appointments import pages as appointment_pages
 from app.businesses import pages as business_pages
-from app.businesses.ratelimit import RateLimiter
+from app.businesses.ratelimit import Limits
 from app.config import ROOT, Config
 from app.db import Database
 from app.form import pages as form_pages
@@ -91,12 +91,11 @@ def create_app(config: Config, *, run_worker: bool = True) -> Litestar:
     app.state.config = config
     app.state.db = db
     app.state.worker = None
-    app.state.form_limiter = RateLimiter(config.get("forms", "rate_limit"), config.get("forms", "rate_window"))
+    app.state.limits = Limits.from_config(config)
     if config.get("auth", "mode") == "cloudflare":
         from app.businesses.cloudflare_access import AccessVerifier
 
         app.state.access_verifier = AccessVerifier(
             config.get("auth", "cloudflare_team_domain"), config.get("auth", "cloudflare_audience"),
             config.get("auth", "cloudflare_certs_url") or None)
-    app.state.login_limiter = RateLimiter(config.get("auth", "login_attempts"), config.get("auth", "login_window"))
     return app

@@ -15,7 +15,7 @@ from app import audit, clock
 from app.db import Database
 
 COOKIE = "capteo_session"
-_SESSION_COLUMNS = """u.id AS user_id, m.business_id, u.email, u.name AS user_name, m.role,
+_SESSION_COLUMNS = """u.id AS user_id, m.business_id, u.email, u.name AS user_name, m.role, u.must_change_password,
                       b.slug, b.name AS business_name, b.timezone, b.language AS business_language"""
 
 LIFETIME = timedelta(days=14)
@@ -83,6 +83,10 @@ def session_for_email(db: Database, email: str) -> dict | None:
 class SignInRequired(Exception):
     """Raised by the `signed_in` guard (app/http.py); the app answers with the sign-in page (or a 401 in
     Cloudflare mode, where Cloudflare itself signs people in)."""
+
+
+class PasswordChangeDue(Exception):
+    """A person signed in with a one-time password: they choose their own before anything else."""
 
 
 class OwnersOnly(Exception):

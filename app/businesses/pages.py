@@ -22,7 +22,7 @@ from app.businesses import auth, hours
 from app.businesses.ratelimit import client_ip
 from app.config import Config
 from app.db import Database
-from app.http import DB, Conf, Form, SignedIn, lang
+from app.http import DB, Conf, Form, RateLimits, SignedIn, lang
 from app.i18n import N_
 from app.leads import custom_fields
 
@@ -132,10 +132,10 @@ def login_page(request: Request, next: FromQuery[str | None] = None) -> Template
 
 
 @post("/login", name="login_submit", sync_to_thread=True, status_code=200)
-def login_submit(request: Request, db: DB, config: Conf, data: Form) -> Template | Redirect:
+def login_submit(request: Request, db: DB, config: Conf, limits: RateLimits, data: Form) -> Template | Redirect:
     email = (data.get("email") or "").strip()[:254]
     key = (email.lower(), client_ip(request))
-    limiter = request.app.state.login_limiter
+    limiter = limits.login
     context = {"next": _safe_next(data.get("next")), "email": email}
     if not limiter.allowed(*key):
         return Template("businesses/login.html", status_code=429, context={
@@ -195,7 +195,7 @@ def settings_save(session: SignedIn, db: DB, data: Form) -> Template | Redirect:
 # ---- the form's own questions --------------------------------------------------------------------
 
 def _fields_page(db: Database, session: dict, errors: dict | None = None, status_code: int = 200) -> Template:
-    return Template("businesses/fields.html", status_code=status_code, context={
+    return Template("businesses/fields.html", status_code=status_code, headers=http.VARY_HTMX, context={
         "session": session, "fields": custom_fields.active_fields(db, session["business_id"]),
         "kinds": custom_fields.KINDS, "errors": errors or {},
         "business": businesses.get(db, session["business_id"])})
@@ -222,7 +222,7 @@ def _field_input(data: dict[str, str], kind: str) -> tuple[dict, str | None]:
 def _done_fields(request: Request, db: Database, session: dict) -> Template | Redirect:
     if http.is_htmx(request):
         return _fields_page(db, session)
-    return Redirect(f"/{lang()}/app/settings/fields", status_code=303)
+    return Redirect(f"/{lang()}/app/settings/fields", status_code=303, headers=http.VARY_HTMX)
 
 
 def _field_or_404(db: Database, session: dict, field_id: int) -> custom_fields.CustomField:
@@ -315,12 +315,12 @@ def team_remove(session: SignedIn, db: DB, user_id: FromPath[int]) -> Template |
 
 # ---- password ------------------------------------------------------------------------------------
 
-@get("/app/password", name="password", sync_to_thread=True)
+@get("/app/password", name="password", sync_to_thread=True, opt=http.WHILE_PASSWORD_DUE)
 def password_page(session: SignedIn) -> Template:
     return Template("businesses/password.html", context={"session": session, "error": None})
 
 
-@post("/app/password", name="password_save", sync_to_thread=True, status_code=200)
+@post("/app/password", name="password_save", sync_to_thread=True, status_code=200, opt=http.WHILE_PASSWORD_DUE)
 def password_save(session: SignedIn, db: DB, data: Form) -> Template | Redirect:
     new, again = data.get("password", ""), data.get("password_again", "")
     error = None

@@ -10,6 +10,9 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from dataclasses import dataclass
+
+from app.config import Config
 
 
 class RateLimiter:
@@ -39,6 +42,19 @@ class RateLimiter:
             if len(self._hits) > 50_000:  # forget idle clients, bound the memory
                 for idle in [k for k, v in self._hits.items() if not v or v[-1] <= now - self.window]:
                     del self._hits[idle]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The process's counters: public submissions (form, privacy requests) and sign-in failures."""
+
+    forms: RateLimiter
+    login: RateLimiter
+
+    @classmethod
+    def from_config(cls, config: Config) -> Limits:
+        return cls(forms=RateLimiter(config.get("forms", "rate_limit"), config.get("forms", "rate_window")),
+                   login=RateLimiter(config.get("auth", "login_attempts"), config.get("auth", "login_window")))
 
 
 def client_ip(request) -> str:

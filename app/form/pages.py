@@ -15,10 +15,10 @@ from litestar.response import Template
 import jobs.intake
 from app import businesses, clock, form, http, i18n, normalize
 from app.businesses import hours
-from app.businesses.ratelimit import client_ip
+from app.businesses.ratelimit import RateLimiter, client_ip
 from app.config import Config
 from app.db import Database
-from app.http import DB, Conf
+from app.http import DB, Conf, RateLimits
 from app.i18n import N_
 from app.leads import custom_fields
 
@@ -76,15 +76,16 @@ def _values_for_redisplay(sent: dict[str, list[str]]) -> dict[str, Any]:
 
 
 @post("/f/{slug:str}", name="form_submit", status_code=200)
-async def form_submit(request: Request, db: DB, config: Conf, slug: FromPath[str],
+async def form_submit(request: Request, db: DB, config: Conf, limits: RateLimits, slug: FromPath[str],
                       embed: FromQuery[str | None] = None) -> Template:
     # Read as multi-items: a forged second `consent` value must be seen, not collapsed.
     sent = form.parse_form(list((await request.form()).multi_items()))
-    return await to_thread.run_sync(_submit_sync, request, db, config, slug, sent, embed == "1")
+    return await to_thread.run_sync(_submit_sync, client_ip(request), db, config, limits.forms, slug, sent,
+                                    embed == "1")
 
 
-def _submit_sync(request: Request, db: DB, config: Conf, slug: str, sent: dict[str, list[str]],
-                 is_embed: bool) -> Template:
+def _submit_sync(ip: str, db: Database, config: Config, limiter: RateLimiter, slug: str,
+                 sent: dict[str, list[str]], is_embed: bool) -> Template:
     business = _business(db, slug)
     headers = _frame_headers(business, is_embed)
     lang = i18n.current_language.get()
@@ -93,8 +94,6 @@ def _submit_sync(request: Request, db: DB, config: Conf, slug: str, sent: dict[s
         return Template("form/page.html", status_code=400, headers=headers, context=_context(
             db, config, business, embed=is_embed, values=_values_for_redisplay(sent),
             errors={"_form": N_("This form has expired. Check your answers and send it again.")}))
-    ip = client_ip(request)
-    limiter = request.app.state.form_limiter
     if not limiter.allowed(business["id"], ip):
         return Template("error.html", context={"status": 429}, status_code=429, headers=headers)
     fields = custom_fields.active_fields(db, business["id"])

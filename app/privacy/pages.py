@@ -16,7 +16,7 @@ from litestar.response import Redirect, Template
 from app import audit, businesses, form, http, i18n, normalize, privacy
 from app.businesses.ratelimit import client_ip
 from app.db import Database
-from app.http import DB, Conf, Form, SignedIn, lang
+from app.http import DB, Conf, Form, RateLimits, SignedIn, lang
 from app.i18n import N_
 from app.privacy import incidents, retention
 
@@ -41,11 +41,11 @@ def request_page(b: FromQuery[str | None] = None) -> Template:
 
 
 @post("/privacy/request", name="privacy_request_submit", sync_to_thread=True, status_code=200)
-def request_submit(request: Request, db: DB, data: Form) -> Template:
+def request_submit(request: Request, db: DB, limits: RateLimits, data: Form) -> Template:
     """No account needed; rate-limited per IP; a honeypot; lands in that business's register only."""
     slug = (data.get("business") or "").strip().lower()
     ip = client_ip(request)
-    limiter = request.app.state.form_limiter
+    limiter = limits.forms
     if not limiter.allowed("privacy", ip):
         return Template("error.html", context={"status": 429}, status_code=429)
     business = businesses.by_slug(db, slug)
