@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from app.extraction.rules import Extracted, extract, normalize_spoken_digits, phone_candidates
+from app.extraction.numbers import normalize_spoken_digits
+from app.extraction.phones import phone_candidates
+from app.extraction.rules import Extracted, extract
 
 DEV_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "dev-data" / "voicemails.jsonl"
 

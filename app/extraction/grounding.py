@@ -11,6 +11,7 @@ import re
 import unicodedata
 
 from app import normalize
+from app.extraction.phones import phone_candidates
 
 
 def _fold(text: str) -> str:
@@ -20,12 +21,10 @@ def _fold(text: str) -> str:
 
 
 def phone_grounded(phone: str, transcript: str, caller_id: str | None) -> str | None:
-    from app.extraction import rules
-
     e164 = normalize.phone(phone or "")
     if not e164:
         return None
-    return e164 if e164 == caller_id or e164 in rules.phone_candidates(transcript) else None
+    return e164 if e164 == caller_id or e164 in phone_candidates(transcript) else None
 
 
 def text_grounded(value: str | None, transcript: str) -> str | None:

@@ -21,6 +21,7 @@ from app import clock, i18n, leads, normalize
 from app.db import Database
 from app.i18n import N_
 from app.leads import custom_fields
+from app.leads.fields import LEAD_FIELDS
 from app.messaging import outbox
 
 CONSENT_VERSION = "web-2026-11-01"
@@ -29,18 +30,12 @@ CONSENT_VALUE = "yes"
 HONEYPOT_FIELD = "website"
 TOKEN_FIELD = "form_token"
 
-# (field, maximum length, multiline)
-STANDARD_FIELDS = {
-    "first_name": (100, False),
-    "last_name": (100, False),
-    "phone": (40, False),
-    "email": (254, False),
-    "street_address": (200, False),
-    "postal_code": (10, False),
-    "need": (2000, True),
-    "callback_time": (200, False),
-}
-REQUIRED = ("phone", "need")
+# field -> (maximum length, multiline), in the form's order
+# A field on the form always has a maximum length (fields.py checks it at import).
+STANDARD_FIELDS = {f.name: (f.max_length or 0, f.multiline) for f in LEAD_FIELDS if f.on_form}
+REQUIRED = tuple(f.name for f in LEAD_FIELDS if f.required)
+
+
 def validate_field(name: str, raw: str) -> tuple[str | None, str | None]:
     """(clean value or None, error msgid or None) for one standard field."""
     max_len, multiline = STANDARD_FIELDS[name]

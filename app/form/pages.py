@@ -90,7 +90,7 @@ def _submit_sync(ip: str, db: Database, config: Config, limiter: RateLimiter, sl
     headers = _frame_headers(business, is_embed)
     lang = i18n.current_language.get()
     token = (sent.get(form.TOKEN_FIELD) or [""])[0]
-    if not form.check_token(config.secret("forms"), token, business["id"], config.get("forms", "token_max_age")):
+    if not form.check_token(config.secret("forms"), token, business["id"], config.forms.token_max_age):
         return Template("form/page.html", status_code=400, headers=headers, context=_context(
             db, config, business, embed=is_embed, values=_values_for_redisplay(sent),
             errors={"_form": N_("This form has expired. Check your answers and send it again.")}))
@@ -143,7 +143,7 @@ async def form_check(request: Request, db: DB, config: Conf, slug: FromPath[str]
 def _check_sync(db: DB, config: Conf, slug: str, sent: dict[str, list[str]], name: str) -> Template:
     business = _business(db, slug)
     token = (sent.get(form.TOKEN_FIELD) or [""])[0]
-    if not form.check_token(config.secret("forms"), token, business["id"], config.get("forms", "token_max_age")):
+    if not form.check_token(config.secret("forms"), token, business["id"], config.forms.token_max_age):
         return Template("form/_error.html", context={"name": name, "error": None})
     error = None
     if name in form.STANDARD_FIELDS:
@@ -159,4 +159,4 @@ def _check_sync(db: DB, config: Conf, slug: str, sent: dict[str, list[str]], nam
     return Template("form/_error.html", context={"name": name, "error": i18n.gettext(error) if error else None})
 
 
-routes = [http.localized(form_page, form_submit, form_check)]
+routes: http.Routes = [http.localized(form_page, form_submit, form_check)]

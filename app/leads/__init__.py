@@ -16,6 +16,7 @@ import apsw
 from app import audit, clock
 from app.db import Database
 from app.i18n import N_, NP_
+from app.leads.fields import LEAD_FIELDS
 
 STATUSES = ("new", "scheduled", "contacted", "closed", "archived")
 CHANNELS = ("web", "phone", "chat")
@@ -25,14 +26,14 @@ STATUS_LABELS = {"new": NP_("lead status", "New"), "scheduled": NP_("lead status
                  "archived": NP_("lead status", "Archived"), "anonymized": NP_("lead status", "Anonymized")}
 STATUS_TABS = {"new": N_("New"), "scheduled": N_("Scheduled"), "contacted": N_("Contacted"),
                "closed": N_("Closed"), "archived": N_("Archived")}
-FIELD_LABELS = {"first_name": N_("First name"), "last_name": N_("Last name"), "phone": N_("Phone"),
-                "email": N_("Email"), "street_address": N_("Street address"), "postal_code": N_("Postal code"),
-                "need": N_("Need"), "urgent": N_("Urgent")}
 CHANNEL_LABELS = {"web": N_("Web form"), "phone": N_("Voicemail"), "chat": N_("Chat")}
-PERSONAL_FIELDS = (
-    "first_name", "last_name", "phone", "email", "street_address", "postal_code", "need", "notes",
-    "callback_time", "transcript",
-)
+FIELD_LABELS: dict[str, str] = {f.name: f.label for f in LEAD_FIELDS if f.label is not None}
+PERSONAL_FIELDS = tuple(f.name for f in LEAD_FIELDS if f.personal)
+EDITABLE = tuple(f.name for f in LEAD_FIELDS if f.editable)
+# create() takes the lead's fields (those set at creation) and these columns of how the request came in.
+_CREATE_COLUMNS = frozenset(f.name for f in LEAD_FIELDS if f.at_creation) | {
+    "status", "consent_text", "consent_version", "consent_at", "session_id", "geocode_status", "geocode_next_at",
+}
 # No 0/O, 1/I/L: a reference is read aloud over the phone.
 _REF_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 
@@ -54,10 +55,7 @@ def create(
 ) -> dict:
     """Insert a lead and its audit entry in the caller's write transaction.
     Returns {"id", "reference"}."""
-    unknown = set(fields) - set(PERSONAL_FIELDS) - {
-        "status", "consent_text", "consent_version", "consent_at", "session_id",
-        "latitude", "longitude", "submission_token", "geocode_status", "geocode_next_at",
-    }
+    unknown = set(fields) - _CREATE_COLUMNS
     if unknown:
         raise ValueError(f"unknown lead fields: {sorted(unknown)}")
     if channel not in CHANNELS:
@@ -243,9 +241,6 @@ def add_note(db: Database, business_id: int, lead_id: int, text: str, *, user_id
         )
         audit.record(conn, actor=f"user:{user_id}", action="lead.note", entity="lead", entity_id=lead_id,
                      business_id=business_id, fields=["notes"])
-
-
-EDITABLE = ("first_name", "last_name", "phone", "email", "street_address", "postal_code", "need", "callback_time")
 
 
 def rectify(db: Database, business_id: int, lead_id: int, changes: dict[str, str | None], *,

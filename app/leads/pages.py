@@ -22,6 +22,7 @@ from app import appointments, audit, clock, form, http, i18n, leads, normalize, 
 from app.db import Database
 from app.http import DB, Conf, Form, SignedIn, lang
 from app.leads import LeadError, custom_fields, glance
+from app.leads.fields import LEAD_FIELDS
 from app.messaging import geocoding, outbox
 
 # ---- inbox -----------------------------------------------------------------------------------
@@ -55,7 +56,7 @@ def lead_inbox(
     with db.write() as conn:
         audit.record(conn, actor=f"user:{session['user_id']}", action="lead.list.view", entity="lead",
                      business_id=session["business_id"],
-                     fields=["first_name", "last_name", "phone", "need"] if rows else [])
+                     fields=[f.name for f in LEAD_FIELDS if f.listed] if rows else [])
     context = {
         "session": session, "leads": rows, "counts": leads.counts_by_status(db, session["business_id"]),
         "status": status, "channel": channel, "q": q, "page": page, "has_next": has_next,
@@ -109,7 +110,7 @@ def after_action(request: Request, db: Database, session: dict, lead_id: int) ->
     """htmx: the refreshed lead; a plain form post: back to the lead page."""
     if http.is_htmx(request):
         return render_lead(request, lead_context(db, session, lead_id))
-    return Redirect(f"/{lang()}/app/leads/{lead_id}", status_code=303)
+    return Redirect(f"/{lang()}/app/leads/{lead_id}", status_code=303, headers=http.VARY_HTMX)
 
 
 def lead_error(request: Request, db: Database, session: dict, lead_id: int, error: str, **extra: Any) -> Template:
@@ -190,11 +191,11 @@ def lead_confirm(session: SignedIn, db: DB, lead_id: FromPath[int]) -> Redirect:
 def lead_map(session: SignedIn, config: Conf) -> Template:
     labels = {s: i18n.pgettext(*leads.STATUS_LABELS[s]) for s in leads.STATUSES}
     # This page alone may load the tile server's images.
-    tiles = config.get("map", "tile_url")
+    tiles = config.map.tile_url
     origin = "/".join(tiles.split("/")[:3])
     return Template("leads/map.html", headers={"content-security-policy": http.csp(img=origin),
                                                "x-frame-options": "DENY"}, context={
-        "session": session, "tiles": tiles, "attribution": config.get("map", "attribution"),
+        "session": session, "tiles": tiles, "attribution": config.map.attribution,
         "labels": json.dumps(labels, ensure_ascii=False)})
 
 
@@ -221,7 +222,7 @@ def overview(session: SignedIn, db: DB) -> Template:
         "weeks": weeks, "total": sum(w["web"] + w["phone"] + w["chat"] for w in weeks), "labels": labels})
 
 
-routes = [
+routes: http.Routes = [
     http.localized(app_home),
     http.dashboard(lead_inbox, leads_latest, lead_page, lead_status, lead_note, lead_edit, lead_confirm,
                    lead_map, map_points, overview),

@@ -28,6 +28,7 @@ from app.config import Config
 from app.db import Database
 from app.i18n import N_
 from app.leads import custom_fields
+from app.leads.fields import LEAD_FIELDS
 
 KINDS = {
     "access": N_("Access to my information"),
@@ -40,9 +41,11 @@ KINDS = {
 }
 ANSWER_WITHIN = timedelta(days=30)
 EXPORT_SCHEMA = "capteo.person-export/1"
-CSV_COLUMNS = ("reference", "received_at", "channel", "status", "language", "first_name", "last_name", "phone",
-               "email", "street_address", "postal_code", "need", "callback_time", "custom_fields", "consent_given_at",
-               "consent_text", "consent_version", "notes", "appointments", "voicemail_transcripts")
+_EXPORTED_FIELDS = tuple(f.name for f in LEAD_FIELDS if f.exported)
+# The CSV's scalar columns, each the export's key of the same name; the lists follow.
+_SCALAR_COLUMNS = ("reference", "received_at", "channel", "status", "language", *_EXPORTED_FIELDS)
+CSV_COLUMNS = (*_SCALAR_COLUMNS, "custom_fields", "consent_given_at", "consent_text", "consent_version", "notes",
+               "appointments", "voicemail_transcripts")
 
 
 class RequestError(ValueError):
@@ -115,8 +118,7 @@ def _lead_export(db: Database, lead: dict) -> dict:
     return {
         "reference": lead["reference"], "received_at": lead["created_at"], "channel": lead["channel"],
         "status": lead["status"], "language": lead["language"],
-        **{k: lead[k] for k in ("first_name", "last_name", "phone", "email", "street_address", "postal_code",
-                                "need", "callback_time")},
+        **{k: lead[k] for k in _EXPORTED_FIELDS},
         "custom_fields": answers,
         "consent": {"given_at": lead["consent_at"], "text": lead["consent_text"], "version": lead["consent_version"]},
         "notes": [{"at": r["at"], "text": r["body"]} for r in db.query(
@@ -149,7 +151,7 @@ def export_csv(data: dict) -> str:
     writer.writerow(CSV_COLUMNS)
     for lead in data["leads"]:
         writer.writerow([
-            *(lead[k] for k in CSV_COLUMNS[:13]),
+            *(lead[k] for k in _SCALAR_COLUMNS),
             " | ".join(f"{a['question']}: {a['answer']}" for a in lead["custom_fields"]),
             lead["consent"]["given_at"], lead["consent"]["text"], lead["consent"]["version"],
             " | ".join(n["text"] for n in lead["notes"]),
@@ -178,7 +180,7 @@ def policy_html(config: Config, lang: str) -> str:
     override = config.data_dir / "privacy" / f"policy.{lang}.md"
     source = override if override.is_file() else Path(__file__).parent / "policy" / f"policy.{lang}.md"
     text = source.read_text(encoding="utf-8")
-    contact = config.get("privacy", "contact") or "—"
+    contact = config.privacy.contact or "—"
     return _md.render(text.replace("{contact}", contact))
 
 

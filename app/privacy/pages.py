@@ -205,7 +205,7 @@ def incident_register(db: DB, config: Conf, key: FromQuery[str | None] = None) -
     return Template("privacy/incidents.html", context={"incidents": incidents.all(db)})
 
 
-routes = [
+routes: http.Routes = [
     http.localized(policy, request_page, request_submit, incident_register),
     http.dashboard(tools, add_request, answer_request, export, erase, withdraw, contest, audit_viewer),
 ]

@@ -25,10 +25,10 @@ from app import audit, clock, i18n
 from app.config import Config
 from app.db import Database
 from app.i18n import N_
+from app.leads.fields import LEAD_FIELDS
 
 ANONYMIZED_NEED = N_("Anonymized (Law 25)")
-ERASED_FIELDS = ("first_name", "last_name", "phone", "email", "street_address", "postal_code", "notes",
-                 "callback_time", "latitude", "longitude", "transcript", "submission_token")
+ERASED_FIELDS = tuple(f.name for f in LEAD_FIELDS if f.erased)
 
 
 @dataclass
@@ -84,8 +84,8 @@ def sweep(db: Database, config: Config, as_of: datetime | None = None) -> SweepR
     """Everything due as of `as_of` (now by default)."""
     as_of = as_of or clock.now()
     report = SweepReport()
-    lead_cutoff = (as_of - timedelta(days=config.get("retention", "anonymize_archived_after_days")))
-    audio_cutoff = (as_of - timedelta(days=config.get("retention", "delete_audio_after_days")))
+    lead_cutoff = (as_of - timedelta(days=config.retention.anonymize_archived_after_days))
+    audio_cutoff = (as_of - timedelta(days=config.retention.delete_audio_after_days))
     with db.write() as conn:
         due = list(conn.execute(
             "SELECT * FROM leads WHERE status = 'archived' AND archived_at <= ? ORDER BY id",

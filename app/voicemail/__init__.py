@@ -24,6 +24,7 @@ import apsw
 from app import audit, businesses, clock, leads
 from app.config import Config
 from app.db import Database
+from app.leads.fields import LEAD_FIELDS
 from app.messaging import outbox
 from app.voicemail import audio
 
@@ -41,7 +42,7 @@ def receive(db: Database, config: Config, *, business_id: int, data: bytes, call
                                 (business_id, external_id))
         if existing:
             return existing["id"], False
-    probe = audio.probe(data, config.get("voicemail", "max_seconds"), config.get("voicemail", "max_bytes"))
+    probe = audio.probe(data, config.voicemail.max_seconds, config.voicemail.max_bytes)
     name = audio.store(config.audio_dir, data, probe.extension)
     now = clock.now_iso()
     try:
@@ -139,7 +140,7 @@ class StepResult:
 
 def _fail(db: Database, config: Config, vm: dict, error: Exception) -> StepResult:
     attempts = vm["attempts"] + 1
-    failed = attempts >= config.get("voicemail", "max_attempts")
+    failed = attempts >= config.voicemail.max_attempts
     delay = timedelta(seconds=min(30 * 2 ** (attempts - 1), 3600))
     with db.write() as conn:
         conn.execute(
@@ -197,8 +198,7 @@ def _create_lead(db: Database, vm: dict, business: dict, public_url: str) -> Non
         if current["state"] != "extracted":
             return
         phone = x.get("phone") or vm["caller_id"]
-        ai_fields = [f for f in ("first_name", "last_name", "phone", "email", "street_address", "postal_code",
-                                 "need", "urgent") if x.get(f)]
+        ai_fields = [f.name for f in LEAD_FIELDS if f.extracted and x.get(f.name)]
         lead = leads.create(
             conn, business_id=vm["business_id"], channel="phone", actor="system:voicemail",
             language=x.get("language") or vm["language"] or "fr",

@@ -43,6 +43,8 @@ def probe(data: bytes, max_seconds: float, max_bytes: int) -> Probe:
                 raise AudioRejected(N_("This file is not an audio recording."))
             seconds = 0.0
             for frame in container.decode(streams[0]):
+                if not isinstance(frame, av.AudioFrame):
+                    continue  # an audio stream decodes to audio frames; this tells the type checker
                 seconds += frame.samples / float(frame.sample_rate or 1)
                 if seconds > max_seconds:
                     raise AudioRejected(N_("The message is too long."))

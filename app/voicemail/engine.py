@@ -53,11 +53,11 @@ def drop_hallucinations(segments: list[str]) -> str:
 class ModelEngine:
     def __init__(self, config: Config, *, whisper_dir: Path | None = None, llm_path: Path | None = None):
         self.config = config
-        self.beam_size = config.get("models", "whisper_beam_size")
-        self.whisper_options = {} if config.get("models", "whisper_temperature_fallback") else {"temperature": 0.0}
+        self.beam_size = config.models.whisper_beam_size
+        self.whisper_options = {} if config.models.whisper_temperature_fallback else {"temperature": 0.0}
         name = models.whisper_model_name(config)
         self.whisper_dir = whisper_dir or config.models_dir / f"whisper-{name}"
-        self.llm_path = llm_path or config.models_dir / config.get("models", "llm_file")
+        self.llm_path = llm_path or config.models_dir / config.models.llm_file
         self._whisper = None
         self._llm = None
         self._lock = threading.Lock()
@@ -67,7 +67,7 @@ class ModelEngine:
         return (self.whisper_dir / "model.bin").is_file()
 
     def _compute_type(self) -> str:
-        configured = self.config.get("models", "whisper_compute_type")
+        configured = self.config.models.whisper_compute_type
         if configured != "auto":
             return configured
         return "int8_float16" if models.has_gpu() else "int8"

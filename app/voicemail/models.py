@@ -22,7 +22,7 @@ from app.config import Config
 
 
 def whisper_model_name(config: Config, gpu: bool | None = None) -> str:
-    name = config.get("models", "whisper")
+    name = config.models.whisper
     if name != "auto":
         return name
     if gpu is None:
@@ -43,7 +43,7 @@ def has_gpu() -> bool:
 def present(config: Config) -> dict[str, dict]:
     whisper = whisper_model_name(config)
     whisper_dir = config.models_dir / f"whisper-{whisper}"
-    llm = config.models_dir / config.get("models", "llm_file")
+    llm = config.models_dir / config.models.llm_file
     return {
         "whisper": {"name": whisper, "path": str(whisper_dir),
                     "present": (whisper_dir / "model.bin").is_file()},
@@ -154,7 +154,7 @@ def pull_repo(hub: str, repo: str, dest: Path, wanted: Callable[[str], bool], re
 
 def pull(config: Config, *, whisper: bool = True, llm: bool = True) -> list[Path]:
     """The configured models into <data dir>/models/ (a speech model directory and the GGUF)."""
-    hub = config.get("models", "hub_url").rstrip("/")
+    hub = config.models.hub_url.rstrip("/")
     got: list[Path] = []
     if whisper:
         name = whisper_model_name(config)
@@ -168,6 +168,6 @@ def pull(config: Config, *, whisper: bool = True, llm: bool = True) -> list[Path
             final.rmdir()
         staging.rename(final)  # the directory appears only once complete
     if llm:
-        llm_file = config.get("models", "llm_file")
-        got += pull_repo(hub, config.get("models", "llm_repo"), config.models_dir, lambda p: p == llm_file)
+        llm_file = config.models.llm_file
+        got += pull_repo(hub, config.models.llm_repo, config.models_dir, lambda p: p == llm_file)
     return got

@@ -67,7 +67,7 @@ def _page(db: Database, config: Config, session: dict, error: str | None = None,
     return Template("voicemail/index.html", status_code=status_code, context={
         "session": session, "voicemails": voicemail.recent(db, session["business_id"]), "error": error,
         "speech_ready": jobs.voicemail.engine().speech_ready(),
-        "max_minutes": config.get("voicemail", "max_seconds") // 60})
+        "max_minutes": config.voicemail.max_seconds // 60})
 
 
 @get("/app/voicemail", name="voicemail", sync_to_thread=True)
@@ -137,7 +137,7 @@ def pbx_token(session: SignedIn, db: DB, config: Conf) -> Template:
         "session": session, "token": token, "endpoint": f"{config.public_url}/api/voicemail"})
 
 
-routes = [
+routes: http.Routes = [
     api_voicemail,
     http.dashboard(voicemail_page, voicemail_upload, voicemail_progress, voicemail_retry, voicemail_audio, pbx_token),
 ]

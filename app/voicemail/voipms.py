@@ -37,9 +37,9 @@ class VoipmsClient:
     @classmethod
     def from_config(cls, config: Config) -> "VoipmsClient | None":
         password = config.provider_secret("voipms_password")
-        if not (config.get("voipms", "username") and password):
+        if not (config.voipms.username and password):
             return None
-        return cls(config.get("voipms", "api_url"), config.get("voipms", "username"), password)
+        return cls(config.voipms.api_url, config.voipms.username, password)
 
     def _call(self, method: str, **params) -> dict:
         try:

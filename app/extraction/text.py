@@ -1,0 +1,55 @@
+"""Text helpers shared by every finder: transcript clean-up, accent-blind comparison,
+and the caller's self-corrections ("non attendez, c'est…")."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# Whisper "hallucinates" these credits on silence at the end of a recording (it learned
+# them from subtitled video). They are never said by the caller.
+_HALLUCINATIONS = re.compile(
+    r"(?i)\s*(?:sous-titrage\s+(?:soci[ée]t[ée]\s+radio-canada|st'?\s*\d+|fr\s*\?)"
+    r"|sous-titres?\s+(?:r[ée]alis[ée]s\s+)?(?:par\s+)?(?:la\s+communaut[ée]\s+d'?)?amara\.org"
+    r"|merci\s+d'avoir\s+regard[ée]\s+cette\s+vid[ée]o\s*!?"
+    r"|thanks?\s+(?:you\s+)?for\s+watching\s*!?"
+    r"|subtitles\s+by\s+the\s+amara\.org\s+community"
+    r"|abonnez-vous\s*!?|♪+)\s*"
+)
+
+
+def prep(text: str) -> str:
+    """NFC, straight apostrophes, no Whisper credits, single spaces."""
+    text = unicodedata.normalize("NFC", text or "")
+    text = text.replace("\u2019", "'").replace("\u2018", "'").replace("\u02bc", "'")
+    text = text.replace("\u2013", "-").replace("\u2014", "-").replace("\u00a0", " ")
+    text = _HALLUCINATIONS.sub(" ", text)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def fold(word: str) -> str:
+    """Lowercase without accents: comparisons must not depend on how Whisper accents."""
+    decomposed = unicodedata.normalize("NFD", word.casefold())
+    return "".join(c for c in decomposed if unicodedata.category(c) != "Mn")
+
+
+# Words a caller uses to take back what was just said ("…0128, non attendez, c'est 0127").
+CORRECTION = re.compile(
+    r"(?i)\b(?:non|no|nope|pardon|sorry|d[ée]sol[ée]e?|excusez|excuse|oups|oops|i mean|je veux dire"
+    r"|plut[ôo]t|attendez|attends|wait|actually|en fait|correction|scratch that|my bad|my mistake"
+    r"|je me suis tromp[ée]e?|je recommence)\b"
+)
+
+
+def pick_with_correction(text: str, found: list[tuple[str, int, int]]) -> str | None:
+    """First value found, unless a later different one follows a correction word.
+
+    `found` holds (value, start, end) per value, in the order they appear in `text`.
+    """
+    if not found:
+        return None
+    chosen = found[0]
+    for item in found[1:]:
+        if item[0] != chosen[0] and CORRECTION.search(text[chosen[2]:item[1]]):
+            chosen = item
+    return chosen[0]
