@@ -16,7 +16,8 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import apsw
 
@@ -64,7 +65,7 @@ def record(
     last = None
     for last in conn.execute("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1"):
         pass
-    row = {
+    row: dict[str, Any] = {
         "id": (last["id"] + 1) if last else 1,
         "at": at or _now(),
         "actor": actor,
@@ -127,7 +128,8 @@ def entries(conn: apsw.Connection, business_id: int, *, entity_id: str | None = 
             page: int = 1, per_page: int = 50) -> list[dict]:
     """A business's entries, newest first, optionally for one lead or one actor
     (one row more than a page, so the caller knows whether another page exists)."""
-    where, params = ["business_id = ?"], [business_id]
+    where: list[str] = ["business_id = ?"]
+    params: list[int | str] = [business_id]
     if entity_id:
         where.append("entity = 'lead' AND entity_id = ?")
         params.append(entity_id)

@@ -1,6 +1,7 @@
 """Typed reader of `capteo.toml`, with `CAPTEO_<SECTION>_<KEY>` environment overrides.
 
-Every key is declared once in `SCHEMA` (type, default, check); the shipped
+Every key is declared once, as a field of its section's frozen dataclass (type,
+default, check); `SCHEMA` is read off them. The shipped
 `capteo.toml` documents each of them and a test keeps the two in step. A bad
 value stops start-up with a `ConfigError` that names the key and where the
 value came from.
@@ -11,8 +12,10 @@ from __future__ import annotations
 import os
 import secrets as _secrets
 import tomllib
+import typing
 import zoneinfo
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urlsplit
@@ -54,6 +57,125 @@ def _language(v: str) -> str | None:
     return None if v in ("fr", "en") else "must be 'fr' or 'en'"
 
 
+def _auth_mode(v: str) -> str | None:
+    return None if v in ("builtin", "cloudflare") else "must be 'builtin' or 'cloudflare'"
+
+
+def _key(default: Any, check: Callable[[Any], str | None] | None = None) -> Any:
+    """A configuration key: its default and, if any, the check its value must pass."""
+    return field(default=default, metadata={"check": check})
+
+
+@dataclass(frozen=True)
+class Server:
+    host: str = _key("127.0.0.1")
+    port: int = _key(8000, _port)
+    public_url: str = _key("", _http_url)
+    trust_proxy_header: str = _key("")
+
+
+@dataclass(frozen=True)
+class Data:
+    dir: str = _key("data")
+
+
+@dataclass(frozen=True)
+class Queue:
+    workers: int = _key(2, _positive)
+    shutdown_timeout: float = _key(20.0, _positive)
+
+
+@dataclass(frozen=True)
+class I18n:
+    default_language: str = _key("fr", _language)
+    default_timezone: str = _key("America/Toronto", _timezone)
+
+
+@dataclass(frozen=True)
+class Models:
+    whisper: str = _key("auto")
+    whisper_compute_type: str = _key("auto")
+    whisper_beam_size: int = _key(5, _positive)
+    whisper_temperature_fallback: bool = _key(True)
+    llm_file: str = _key("qwen2.5-3b-instruct-q4_k_m.gguf")
+    llm_repo: str = _key("Qwen/Qwen2.5-3B-Instruct-GGUF")
+    hub_url: str = _key("https://huggingface.co", _http_url)
+
+
+@dataclass(frozen=True)
+class Voicemail:
+    max_seconds: int = _key(300, _positive)
+    max_bytes: int = _key(25_000_000, _positive)
+    max_attempts: int = _key(5, _positive)
+
+
+@dataclass(frozen=True)
+class Voipms:
+    api_url: str = _key("https://voip.ms/api/v1/rest.php", _http_url)
+    username: str = _key("")
+
+
+@dataclass(frozen=True)
+class Auth:
+    mode: str = _key("builtin", _auth_mode)
+    cloudflare_team_domain: str = _key("")
+    cloudflare_audience: str = _key("")
+    cloudflare_certs_url: str = _key("")
+    login_attempts: int = _key(5, _positive)
+    login_window: int = _key(900, _positive)
+
+
+@dataclass(frozen=True)
+class Map:
+    tile_url: str = _key("https://tile.openstreetmap.org/{z}/{x}/{y}.png", _http_url)
+    attribution: str = _key("© OpenStreetMap contributors")
+
+
+@dataclass(frozen=True)
+class Forms:
+    rate_limit: int = _key(5, _positive)
+    rate_window: int = _key(3600, _positive)
+    token_max_age: int = _key(86400, _positive)
+
+
+@dataclass(frozen=True)
+class Twilio:
+    account_sid: str = _key("")
+    api_key_sid: str = _key("")
+    from_number: str = _key("")
+    messaging_service_sid: str = _key("")
+    api_base: str = _key("https://api.twilio.com", _http_url)
+
+
+@dataclass(frozen=True)
+class Geocoder:
+    api_base: str = _key("https://geocoder.ca", _http_url)
+
+
+@dataclass(frozen=True)
+class Retention:
+    anonymize_archived_after_days: int = _key(30, _positive)
+    delete_audio_after_days: int = _key(30, _positive)
+
+
+@dataclass(frozen=True)
+class Privacy:
+    contact: str = _key("")
+
+
+@dataclass(frozen=True)
+class Demo:
+    create: bool = _key(True)
+
+
+# Section name in capteo.toml -> its dataclass. The attribute of `Config` has the same name.
+SECTIONS: dict[str, type] = {
+    "server": Server, "data": Data, "queue": Queue, "i18n": I18n, "models": Models, "voicemail": Voicemail,
+    "voipms": Voipms, "auth": Auth, "map": Map, "forms": Forms, "twilio": Twilio, "geocoder": Geocoder,
+    "retention": Retention, "privacy": Privacy, "demo": Demo,
+}
+
+
 @dataclass(frozen=True)
 class Key:
     type: type
@@ -61,80 +183,16 @@ class Key:
     check: Callable[[Any], str | None] | None = None
 
 
-SCHEMA: dict[str, dict[str, Key]] = {
-    "server": {
-        "host": Key(str, "127.0.0.1"),
-        "port": Key(int, 8000, _port),
-        "public_url": Key(str, "", _http_url),
-        "trust_proxy_header": Key(str, ""),
-    },
-    "data": {
-        "dir": Key(str, "data"),
-    },
-    "queue": {
-        "workers": Key(int, 2, _positive),
-        "shutdown_timeout": Key(float, 20.0, _positive),
-    },
-    "i18n": {
-        "default_language": Key(str, "fr", _language),
-        "default_timezone": Key(str, "America/Toronto", _timezone),
-    },
-    "models": {
-        "whisper": Key(str, "auto"),
-        "whisper_compute_type": Key(str, "auto"),
-        "whisper_beam_size": Key(int, 5, _positive),
-        "whisper_temperature_fallback": Key(bool, True),
-        "llm_file": Key(str, "qwen2.5-3b-instruct-q4_k_m.gguf"),
-        "llm_repo": Key(str, "Qwen/Qwen2.5-3B-Instruct-GGUF"),
-        "hub_url": Key(str, "https://huggingface.co", _http_url),
-    },
-    "voicemail": {
-        "max_seconds": Key(int, 300, _positive),
-        "max_bytes": Key(int, 25_000_000, _positive),
-        "max_attempts": Key(int, 5, _positive),
-    },
-    "voipms": {
-        "api_url": Key(str, "https://voip.ms/api/v1/rest.php", _http_url),
-        "username": Key(str, ""),
-    },
-    "auth": {
-        "mode": Key(str, "builtin", lambda v: None if v in ("builtin", "cloudflare") else "must be 'builtin' or 'cloudflare'"),
-        "cloudflare_team_domain": Key(str, ""),
-        "cloudflare_audience": Key(str, ""),
-        "cloudflare_certs_url": Key(str, ""),
-        "login_attempts": Key(int, 5, _positive),
-        "login_window": Key(int, 900, _positive),
-    },
-    "map": {
-        "tile_url": Key(str, "https://tile.openstreetmap.org/{z}/{x}/{y}.png", _http_url),
-        "attribution": Key(str, "© OpenStreetMap contributors"),
-    },
-    "forms": {
-        "rate_limit": Key(int, 5, _positive),
-        "rate_window": Key(int, 3600, _positive),
-        "token_max_age": Key(int, 86400, _positive),
-    },
-    "twilio": {
-        "account_sid": Key(str, ""),
-        "api_key_sid": Key(str, ""),
-        "from_number": Key(str, ""),
-        "messaging_service_sid": Key(str, ""),
-        "api_base": Key(str, "https://api.twilio.com", _http_url),
-    },
-    "geocoder": {
-        "api_base": Key(str, "https://geocoder.ca", _http_url),
-    },
-    "retention": {
-        "anonymize_archived_after_days": Key(int, 30, _positive),
-        "delete_audio_after_days": Key(int, 30, _positive),
-    },
-    "privacy": {
-        "contact": Key(str, ""),
-    },
-    "demo": {
-        "create": Key(bool, True),
-    },
-}
+def _schema() -> dict[str, dict[str, Key]]:
+    schema = {}
+    for name, cls in SECTIONS.items():
+        hints = typing.get_type_hints(cls)
+        schema[name] = {f.name: Key(hints[f.name], f.default, f.metadata["check"]) for f in fields(cls)}
+    return schema
+
+
+# Every key, its type, default and check, read off the section dataclasses.
+SCHEMA: dict[str, dict[str, Key]] = _schema()
 
 
 def _parse_env(raw: str, typ: type) -> Any:
@@ -162,20 +220,35 @@ def _coerce(value: Any, typ: type) -> Any:
 _TYPE_WORDS = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
 
 
-@dataclass
+@dataclass(frozen=True)
 class Config:
-    """The validated configuration; `get(section, key)` or the typed shortcuts."""
+    """The validated configuration, one typed section per table: `config.server.port`."""
 
     path: Path
-    values: dict[str, dict[str, Any]]
-    sources: dict[str, str] = field(default_factory=dict)
+    server: Server
+    data: Data
+    queue: Queue
+    i18n: I18n
+    models: Models
+    voicemail: Voicemail
+    voipms: Voipms
+    auth: Auth
+    map: Map
+    forms: Forms
+    twilio: Twilio
+    geocoder: Geocoder
+    retention: Retention
+    privacy: Privacy
+    demo: Demo
+    # Where each value came from ("default", the file, or an environment variable), by "section.key".
+    sources: dict[str, str] = field(default_factory=dict, compare=False)
 
-    def get(self, section: str, key: str) -> Any:
-        return self.values[section][key]
+    def get(self, section: str, key: str) -> Any:  # TODO(issue 9): remove once tests read config.<section>.<key>
+        return getattr(getattr(self, section), key)
 
     @property
     def data_dir(self) -> Path:
-        p = Path(self.get("data", "dir"))
+        p = Path(self.data.dir)
         return p if p.is_absolute() else (self.path.parent / p).resolve()
 
     @property
@@ -197,7 +270,7 @@ class Config:
     @property
     def public_url(self) -> str:
         """Base of absolute links, without a trailing slash."""
-        url = self.get("server", "public_url") or f"http://{self.get('server', 'host')}:{self.get('server', 'port')}"
+        url = self.server.public_url or f"http://{self.server.host}:{self.server.port}"
         return url.rstrip("/")
 
     @property
@@ -248,10 +321,11 @@ class Config:
         return value
 
 
-def load(path: str | os.PathLike | None = None, env: dict[str, str] | None = None) -> Config:
+def load(path: str | os.PathLike | None = None, env: Mapping[str, str] | None = None) -> Config:
     """Read the configuration file (default: `CAPTEO_CONFIG` or ./capteo.toml), apply
     environment overrides and check every value. Raises ConfigError."""
-    env = os.environ if env is None else env
+    if env is None:
+        env = os.environ
     path = Path(path or env.get("CAPTEO_CONFIG") or DEFAULT_CONFIG).resolve()
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -302,4 +376,5 @@ def load(path: str | os.PathLike | None = None, env: dict[str, str] | None = Non
         for key in ("cloudflare_team_domain", "cloudflare_audience"):
             if not values["auth"][key]:
                 raise ConfigError(f"[auth] {key} is required when [auth] mode = 'cloudflare'")
-    return Config(path=path, values=values, sources=sources)
+    sections = {name: SECTIONS[name](**values[name]) for name in SECTIONS}
+    return Config(path=path, sources=sources, **sections)

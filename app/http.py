@@ -24,7 +24,7 @@ from litestar.exceptions import HTTPException, NotFoundException
 from litestar.handlers import BaseRouteHandler
 from litestar.params import Body
 from litestar.response import Redirect, Template
-from litestar.types import Message
+from litestar.types import ControllerRouterHandler, ExceptionHandlersMap, Message
 
 from app import i18n
 from app.businesses import auth
@@ -124,7 +124,7 @@ async def language(connection: ASGIConnection, _: BaseRouteHandler) -> None:
 
 def _resolve_session(connection: ASGIConnection) -> dict:
     state = connection.app.state
-    if state.config.get("auth", "mode") == "cloudflare":
+    if state.config.auth.mode == "cloudflare":
         from app.businesses.cloudflare_access import HEADER, AccessDenied
 
         try:
@@ -152,7 +152,7 @@ WHILE_PASSWORD_DUE = {"while_password_due": True}
 async def password_current(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
     """Someone signed in with a one-time password goes to the password page first,
     whatever dashboard address they open."""
-    if connection.app.state.config.get("auth", "mode") == "cloudflare":
+    if connection.app.state.config.auth.mode == "cloudflare":
         return  # Cloudflare Access signs people in: there is no password to change
     if connection.state.session.get("must_change_password") and not handler.opt.get("while_password_due"):
         raise auth.PasswordChangeDue()
@@ -197,6 +197,9 @@ DEPENDENCIES = {
 }
 
 
+Routes = list[ControllerRouterHandler]
+
+
 def localized(*handlers: Any, guards: list | None = None) -> Router:
     """Routes under `/{lang}/…` (public pages)."""
     return Router(path="/{lang:str}", route_handlers=list(handlers), guards=[language, *(guards or [])])
@@ -214,7 +217,7 @@ def bare(request: Request, path: str = "") -> Template:
     lang.js) wins, then Accept-Language, then French. Without JavaScript the
     page links to the suggested language."""
     suggested = i18n.best_language(
-        request.headers.get("accept-language"), request.app.state.config.get("i18n", "default_language")
+        request.headers.get("accept-language"), request.app.state.config.i18n.default_language
     )
     i18n.current_language.set(suggested)
     target = "/" + path.lstrip("/")
@@ -225,7 +228,7 @@ def bare(request: Request, path: str = "") -> Template:
 
 def _error_language(request: Request) -> str:
     return language_from_path(request.url.path) or i18n.best_language(
-        request.headers.get("accept-language"), request.app.state.config.get("i18n", "default_language")
+        request.headers.get("accept-language"), request.app.state.config.i18n.default_language
     )
 
 
@@ -253,7 +256,7 @@ def sign_in_redirect(request: Request) -> Response:
 
 
 def sign_in_required(request: Request, exc: Exception) -> Response:
-    if request.app.state.config.get("auth", "mode") == "cloudflare":
+    if request.app.state.config.auth.mode == "cloudflare":
         # Cloudflare Access signs people in; a request without a valid token is refused.
         i18n.current_language.set(_error_language(request))
         return Template("error.html", context={"status": 401}, status_code=401)
@@ -272,7 +275,7 @@ def owners_only(request: Request, exc: Exception) -> Response:
     return Template("error.html", context={"status": 403, "owners_only": True}, status_code=403)
 
 
-EXCEPTION_HANDLERS = {HTTPException: error_page, auth.SignInRequired: sign_in_required,
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {HTTPException: error_page, auth.SignInRequired: sign_in_required,
                       auth.OwnersOnly: owners_only, auth.PasswordChangeDue: password_change_due,
                       Exception: error_page}
 

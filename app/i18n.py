@@ -18,7 +18,7 @@ from babel import Locale
 from babel.dates import format_date as _format_date
 from babel.dates import format_datetime as _format_datetime
 from babel.dates import format_time, format_timedelta
-from babel.support import Translations
+from babel.support import NullTranslations, Translations
 
 from app.config import ROOT
 
@@ -34,7 +34,7 @@ class CatalogMissing(RuntimeError):
 
 
 @lru_cache(maxsize=None)
-def translations(lang: str) -> Translations:
+def translations(lang: str) -> NullTranslations:
     mo = LOCALES_DIR / lang / "LC_MESSAGES" / "messages.mo"
     if not mo.exists():
         raise CatalogMissing(
@@ -81,7 +81,8 @@ def other_language(lang: str) -> str:
 
 def language_name(lang: str) -> str:
     """The language's own name, capitalised: «Français», "English"."""
-    return Locale.parse(LOCALES[lang]).get_display_name(LOCALES[lang]).split(" (")[0].capitalize()
+    name = Locale.parse(LOCALES[lang]).get_display_name(LOCALES[lang]) or lang
+    return name.split(" (")[0].capitalize()
 
 
 def best_language(accept_language: str | None, default: str = "fr") -> str:

@@ -66,5 +66,5 @@ def make_environment() -> Environment:
     env.filters["date"] = i18n.format_date
     env.filters["phone"] = i18n.format_phone
     env.filters["fromjson"] = json.loads
-    env.filters["field_label"] = lambda name: i18n.gettext(leads.FIELD_LABELS.get(name, name))
+    env.filters["field_label"] = lambda name: i18n.gettext(leads.FIELD_LABELS.get(name) or name)
     return env

@@ -85,17 +85,17 @@ def create_app(config: Config, *, run_worker: bool = True) -> Litestar:
         on_shutdown=[on_shutdown],
         openapi_config=None,
         # Voicemail uploads are the largest bodies; everything else is far smaller.
-        request_max_body_size=config.get("voicemail", "max_bytes") + 1_000_000,
+        request_max_body_size=config.voicemail.max_bytes + 1_000_000,
         debug=False,
     )
     app.state.config = config
     app.state.db = db
     app.state.worker = None
     app.state.limits = Limits.from_config(config)
-    if config.get("auth", "mode") == "cloudflare":
+    if config.auth.mode == "cloudflare":
         from app.businesses.cloudflare_access import AccessVerifier
 
         app.state.access_verifier = AccessVerifier(
-            config.get("auth", "cloudflare_team_domain"), config.get("auth", "cloudflare_audience"),
-            config.get("auth", "cloudflare_certs_url") or None)
+            config.auth.cloudflare_team_domain, config.auth.cloudflare_audience,
+            config.auth.cloudflare_certs_url or None)
     return app

@@ -20,8 +20,22 @@ huey = SqliteHuey("capteo", immediate=True)
 
 
 class _Context:
-    config: Config | None = None
-    db: Database | None = None
+    """What tasks share once `configure()` ran: the configuration and capteo.db."""
+
+    _config: Config | None = None
+    _db: Database | None = None
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            raise RuntimeError("jobs.configure() was not called")
+        return self._config
+
+    @property
+    def db(self) -> Database:
+        if self._db is None:
+            raise RuntimeError("jobs.configure() was not called")
+        return self._db
 
 
 context = _Context()
@@ -29,8 +43,8 @@ context = _Context()
 
 def configure(config: Config, db: Database) -> SqliteHuey:
     """Bind the queue to the data directory (its own file, WAL, 5 s busy timeout)."""
-    context.config = config
-    context.db = db
+    context._config = config
+    context._db = db
     huey.storage_kwargs = {
         "filename": str(config.queue_path),
         "journal_mode": "wal",
@@ -52,14 +66,14 @@ class InProcessWorker:
 
     def __init__(self, config: Config):
         self.consumer = huey.create_consumer(
-            workers=config.get("queue", "workers"),
+            workers=config.queue.workers,
             worker_type="thread",
             periodic=True,
             # Poll the queue at least every second: an idle worker still picks work up fast.
             initial_delay=0.1,
             backoff=1.15,
             max_delay=1.0,
-            shutdown_timeout=config.get("queue", "shutdown_timeout"),
+            shutdown_timeout=config.queue.shutdown_timeout,
         )
 
     def start(self) -> None:

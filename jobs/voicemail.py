@@ -23,8 +23,9 @@ def engine() -> ModelEngine:
 @huey.task()
 def process(voicemail_id: int) -> str:
     result = voicemail.process(context.db, context.config, engine(), voicemail_id, context.config.public_url)
-    if result.state == "lead_created":
-        intake.wake_lead(voicemail.lead_id_of(context.db, voicemail_id))
+    lead_id = voicemail.lead_id_of(context.db, voicemail_id)
+    if result.state == "lead_created" and lead_id is not None:
+        intake.wake_lead(lead_id)
     return result.state
 
 

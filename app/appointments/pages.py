@@ -126,7 +126,7 @@ def ics_feed(db: DB, config: Conf, token: FromPath[str]) -> Response:
                     headers={"cache-control": "private, max-age=300"})
 
 
-routes = [
+routes: http.Routes = [
     http.dashboard(appointment_book, appointment_move, appointment_cancel, calendar),
     ics_feed,
 ]

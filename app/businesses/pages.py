@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import zoneinfo
+from typing import Any
 
 from litestar import Request, get, post
 from litestar.datastructures import Cookie
@@ -57,7 +58,8 @@ def _form_values(business: dict) -> dict:
 
 
 def _validate(data: dict[str, str]) -> tuple[dict, dict]:
-    values, errors = {}, {}
+    values: dict[str, Any] = {}
+    errors: dict[str, str] = {}
     name = normalize.clean(data.get("name", ""))[:120]
     if not name:
         errors["name"] = N_("This field is required.")
@@ -337,7 +339,7 @@ def password_save(session: SignedIn, db: DB, data: Form) -> Template | Redirect:
     return Redirect(f"/{lang()}/app/leads", status_code=303)
 
 
-routes = [
+routes: http.Routes = [
     http.localized(login_page, login_submit, logout),
     http.dashboard(settings_page, settings_save, fields_page, field_add, field_edit, field_move, field_remove,
                    team_page, team_add, team_remove, password_page, password_save),

@@ -53,14 +53,14 @@ class Limits:
 
     @classmethod
     def from_config(cls, config: Config) -> Limits:
-        return cls(forms=RateLimiter(config.get("forms", "rate_limit"), config.get("forms", "rate_window")),
-                   login=RateLimiter(config.get("auth", "login_attempts"), config.get("auth", "login_window")))
+        return cls(forms=RateLimiter(config.forms.rate_limit, config.forms.rate_window),
+                   login=RateLimiter(config.auth.login_attempts, config.auth.login_window))
 
 
 def client_ip(request) -> str:
     """The socket's address, or the trusted proxy's header when `[server]
     trust_proxy_header` says a proxy (Cloudflare, nginx) sits in front."""
-    header = request.app.state.config.get("server", "trust_proxy_header")
+    header = request.app.state.config.server.trust_proxy_header
     if header and request.headers.get(header):
         return request.headers[header].split(",")[0].strip()
     return request.client.host if request.client else "unknown"

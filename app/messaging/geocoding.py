@@ -34,7 +34,7 @@ class GeocoderClient:
 
     @classmethod
     def from_config(cls, config: Config) -> "GeocoderClient":
-        return cls(api_base=config.get("geocoder", "api_base").rstrip("/"),
+        return cls(api_base=config.geocoder.api_base.rstrip("/"),
                    auth=config.provider_secret("geocoder_auth"))
 
     def locate(self, postal_code: str) -> tuple[float, float] | None:

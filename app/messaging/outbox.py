@@ -10,6 +10,7 @@ Texts never hold personal data: a link to the dashboard, which asks for sign-in.
 from __future__ import annotations
 
 import json
+from typing import cast
 from datetime import datetime, timedelta
 
 import apsw
@@ -91,7 +92,7 @@ def send(db: Database, client: TwilioClient | None, message_id: int, now: dateti
     if not claimed:
         row = db.query_one("SELECT status FROM outbox WHERE id = ?", (message_id,))
         return row["status"] if row else "missing"
-    msg = claimed[0]
+    msg = cast(dict, claimed[0])  # rows are dicts (db.connect's row trace)
     try:
         sid = client.send(msg["to_phone"], msg["body"])
     except TwilioError as e:

@@ -38,18 +38,18 @@ class TwilioClient:
     @classmethod
     def from_config(cls, config: Config) -> "TwilioClient | None":
         """None when Twilio is not configured: messages then wait in the outbox."""
-        sid = config.get("twilio", "account_sid")
+        sid = config.twilio.account_sid
         secret = config.provider_secret("twilio_auth_token")
-        sender = config.get("twilio", "from_number") or config.get("twilio", "messaging_service_sid")
+        sender = config.twilio.from_number or config.twilio.messaging_service_sid
         if not (sid and secret and sender):
             return None
         return cls(
             account_sid=sid,
-            auth_user=config.get("twilio", "api_key_sid") or sid,
+            auth_user=config.twilio.api_key_sid or sid,
             auth_secret=secret,
-            from_number=config.get("twilio", "from_number"),
-            messaging_service_sid=config.get("twilio", "messaging_service_sid"),
-            api_base=config.get("twilio", "api_base").rstrip("/"),
+            from_number=config.twilio.from_number,
+            messaging_service_sid=config.twilio.messaging_service_sid,
+            api_base=config.twilio.api_base.rstrip("/"),
         )
 
     def send(self, to: str, body: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from typing import Any
 from datetime import timedelta
 
 from app import businesses, clock, leads
@@ -15,7 +16,7 @@ DEMO_SLUG = "demo"
 DEMO_EMAIL = "demo@capteo.test"
 
 DEMO_HOURS = {d: [["08:00", "17:00"]] for d in ("mon", "tue", "wed", "thu", "fri")} | {"sat": [["09:00", "12:00"]]}
-DEMO_CUSTOM_FIELDS = [
+DEMO_CUSTOM_FIELDS: list[dict[str, Any]] = [
     dict(kind="single_choice", label_fr="Type de propriété", label_en="Type of property", required=True,
          options=[{"value": "house", "fr": "Maison", "en": "House"},
                   {"value": "condo", "fr": "Condo ou appartement", "en": "Condo or apartment"},
@@ -25,7 +26,7 @@ DEMO_CUSTOM_FIELDS = [
 ]
 
 # Fictional people; 555-01xx numbers are reserved for fiction in North America.
-SAMPLE_LEADS = [
+SAMPLE_LEADS: list[dict[str, Any]] = [
     dict(channel="phone", language="fr", status="new", hours_ago=1, first_name="Hélène",
          last_name="Côté", phone="+15145550101", street_address="4521 rue Saint-Hubert",
          postal_code="H2J 2X7",
@@ -48,7 +49,7 @@ SAMPLE_LEADS = [
 def ensure(db: Database, config: Config) -> str | None:
     """Create the demo business when the database has no business at all.
     Returns the owner's password when it was just created (printed once), else None."""
-    if not config.get("demo", "create") or businesses.count(db):
+    if not config.demo.create or businesses.count(db):
         return None
     password = secrets.token_urlsafe(9)
     now = clock.now()
@@ -57,7 +58,7 @@ def ensure(db: Database, config: Config) -> str | None:
         if businesses.any_in(conn):
             return None
         business_id = businesses.create_business(
-            conn, slug=DEMO_SLUG, name="Plomberie Démo", timezone=config.get("i18n", "default_timezone"),
+            conn, slug=DEMO_SLUG, name="Plomberie Démo", timezone=config.i18n.default_timezone,
             actor="system:demo",
         )
         businesses.add_user(conn, business_id=business_id, email=DEMO_EMAIL, password=password,

@@ -52,7 +52,7 @@ def status(db: Database, config: Config, queue_depth: int | None) -> dict:
     except Exception as e:  # any failure to read is what the operator must see
         database = f"error: {e}"
     beat_at = last_beat(db, "worker") if database == "ok" else None
-    alive = bool(beat_at) and clock.now() - datetime.fromisoformat(beat_at) <= ALIVE_WITHIN
+    alive = beat_at is not None and clock.now() - datetime.fromisoformat(beat_at) <= ALIVE_WITHIN
     on_disk = models.present(config)
     return {
         "ok": database == "ok",

@@ -37,4 +37,4 @@ def healthz(db: DB, config: Conf) -> Response:
     return Response(body, status_code=200 if body["ok"] else 503)
 
 
-routes = [http.localized(home), bare_root, healthz]
+routes: http.Routes = [http.localized(home), bare_root, healthz]
