@@ -12,7 +12,9 @@ MO := locales/fr/LC_MESSAGES/messages.mo locales/en/LC_MESSAGES/messages.mo
 run: setup ## install what is missing, then serve the app and its worker
 	$(PY) run.py
 
-test: setup chromium ## install what is missing, then run the whole suite
+test: setup chromium ## install what is missing, then lint, type-check and run the whole suite
+	$(VENV)/bin/ruff check app jobs run.py tests
+	$(VENV)/bin/mypy
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 setup: $(STAMP) $(MO)

@@ -14,9 +14,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
-from datetime import datetime, timezone
 from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import apsw
@@ -25,7 +25,7 @@ GENESIS = "0" * 64
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 def _digest(row: dict) -> str:
@@ -62,9 +62,8 @@ def record(
     entry and the change it describes are committed together or not at all."""
     if not conn.in_transaction:
         raise RuntimeError("audit.record must run inside a write transaction")
-    last = None
-    for last in conn.execute("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1"):
-        pass
+    rows = list(conn.execute("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1"))
+    last = rows[0] if rows else None
     row: dict[str, Any] = {
         "id": (last["id"] + 1) if last else 1,
         "at": at or _now(),

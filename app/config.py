@@ -14,10 +14,10 @@ import secrets as _secrets
 import tomllib
 import typing
 import zoneinfo
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -243,9 +243,6 @@ class Config:
     # Where each value came from ("default", the file, or an environment variable), by "section.key".
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
-    def get(self, section: str, key: str) -> Any:  # TODO(issue 9): remove once tests read config.<section>.<key>
-        return getattr(getattr(self, section), key)
-
     @property
     def data_dir(self) -> Path:
         p = Path(self.data.dir)
@@ -295,7 +292,7 @@ class Config:
         try:
             value = Path(os.environ[env + "_FILE"]).read_text().strip()
         except OSError as e:
-            raise ConfigError(f"{env}_FILE: cannot read {os.environ[env + '_FILE']}: {e.strerror}")
+            raise ConfigError(f"{env}_FILE: cannot read {os.environ[env + '_FILE']}: {e.strerror}") from e
         if not value:
             raise ConfigError(f"{env}_FILE: {os.environ[env + '_FILE']} is empty")
         return value
@@ -330,9 +327,9 @@ def load(path: str | os.PathLike | None = None, env: Mapping[str, str] | None = 
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"configuration file not found: {path}")
+        raise ConfigError(f"configuration file not found: {path}") from None
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path.name}: not valid TOML: {e}")
+        raise ConfigError(f"{path.name}: not valid TOML: {e}") from e
 
     values: dict[str, dict[str, Any]] = {}
     sources: dict[str, str] = {}
@@ -357,14 +354,14 @@ def load(path: str | os.PathLike | None = None, env: Mapping[str, str] | None = 
                 except ValueError:
                     raise ConfigError(
                         f"{where}: expected {_TYPE_WORDS[spec.type]}, got {env[env_name]!r}"
-                    )
+                    ) from None
             elif key in raw.get(section, {}):
                 try:
                     value = _coerce(raw[section][key], spec.type)
                 except ValueError:
                     raise ConfigError(
                         f"{where}: expected {_TYPE_WORDS[spec.type]}, got {raw[section][key]!r}"
-                    )
+                    ) from None
             else:
                 value = spec.default
                 where = "default"

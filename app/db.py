@@ -4,14 +4,22 @@ Reads use one connection per thread. Every write goes through `Database.write()`
 a process-wide lock (one writer) around a `BEGIN IMMEDIATE` transaction, so a
 read-then-write never fails half-way with SQLITE_BUSY and another process (the
 worker, a backup) simply waits its turn up to the busy timeout.
+
+Which library opens which file: `capteo.db` only ever through apsw and its own
+bundled SQLite -- the web process, the worker, backups and the migrations alike.
+`queue.db` is Huey's, opened through the stdlib's sqlite3 (another copy of SQLite).
+Two copies of SQLite in one process break each other's POSIX locks on a file they
+both open; here they never share a file, so each file's locks stay with one copy.
 """
 
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import apsw
 import apsw.bestpractice
@@ -20,23 +28,38 @@ BUSY_TIMEOUT_MS = 5000
 
 
 def _dict_row(cursor: apsw.Cursor, row: tuple) -> dict[str, Any]:
-    return {d[0]: v for d, v in zip(cursor.get_description(), row)}
+    return {d[0]: v for d, v in zip(cursor.get_description(), row, strict=True)}
 
 
 def connect(path: str | Path) -> apsw.Connection:
     """A connection configured the way every Capteo connection must be."""
     conn = apsw.Connection(str(path))
-    # bestpractice's own busy timeout is 100 ms; ours is set after it.
-    apsw.bestpractice.connection_wal(conn)
+    conn.set_busy_timeout(BUSY_TIMEOUT_MS)
+    _use_wal(conn)
     apsw.bestpractice.connection_enable_foreign_keys(conn)
     apsw.bestpractice.connection_dqs(conn)
-    conn.set_busy_timeout(BUSY_TIMEOUT_MS)
     # Erased personal data is overwritten, not left in free pages (Law 25).
     conn.execute("PRAGMA secure_delete = ON")
     # FULL: a commit is on disk before we answer "accepted".
     conn.execute("PRAGMA synchronous = FULL")
     conn.row_trace = _dict_row
     return conn
+
+
+def _use_wal(conn: apsw.Connection) -> None:
+    # Only a new file is not in WAL mode yet, and switching it takes an exclusive lock.
+    # When two processes open a new file at once (the server and `run.py worker` on a
+    # new data directory), SQLite may answer "busy" at once instead of calling the busy
+    # handler (waiting could deadlock), so the wait is here.
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            apsw.bestpractice.connection_wal(conn)
+            return
+        except apsw.BusyError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 class Database:
@@ -81,6 +104,13 @@ class Database:
         for row in self.reader().execute(sql, params):
             return row
         return None
+
+    def one(self, sql: str, params: Any = ()) -> dict[str, Any]:
+        """The row that must exist (an aggregate, a row this code just wrote); LookupError if not."""
+        row = self.query_one(sql, params)
+        if row is None:
+            raise LookupError(sql)
+        return row
 
     def close(self) -> None:
         with self._write_lock:

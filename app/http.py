@@ -130,7 +130,7 @@ def _resolve_session(connection: ASGIConnection) -> dict:
         try:
             email = state.access_verifier.email_for(connection.headers.get(HEADER))
         except AccessDenied:
-            raise auth.SignInRequired()
+            raise auth.SignInRequired() from None
         session = auth.session_for_email(state.db, email)
     else:
         session = auth.session_for(state.db, connection.cookies.get(auth.COOKIE))

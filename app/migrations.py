@@ -1,36 +1,57 @@
-"""Schema of `capteo.db`, as numbered sqlite-utils migrations.
+"""Schema of `capteo.db`: numbered migrations, and the small runner that applies them.
 
 A migration is never edited once it has shipped: change the schema with a new
-numbered function. They run at start-up and with `run.py migrate`, on their own
-stdlib-sqlite3 connection (sqlite-utils cannot write through apsw) -- and in a
-child process: apsw carries its own copy of SQLite, and two copies of SQLite in
-one process break each other's POSIX locks on the same file (closing one copy's
-file descriptor drops the other's locks), which shows up as "disk I/O error" or,
-worse, as corruption. One process, one SQLite.
+numbered function. They run at start-up and with `run.py migrate`, in this process,
+through apsw like every other use of `capteo.db`: one process, one copy of SQLite.
+(The stdlib's sqlite3 is another copy, and two copies of SQLite in one process break
+each other's POSIX locks on the same file -- "disk I/O error", or corruption.)
+
+The ledger is the table `schema_migrations`. Each migration runs with its ledger row
+in one `BEGIN IMMEDIATE` transaction that first reads the ledger again, so when the
+server and `run.py worker` start at once, one applies a migration and the other finds
+it done. Databases migrated before this runner kept their ledger in sqlite-utils's
+`_sqlite_migrations`: its names are copied over when `schema_migrations` is created,
+and nothing is applied twice.
 """
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
-import sqlite_utils
-from sqlite_utils.migrations import Migrations
+import apsw
 
-migrations = Migrations("capteo")
+from app import clock
+from app.db import Database
+
+Migration = Callable[[apsw.Connection], None]
+
+# In the order they apply; a migration's name (its function's) is its key in the ledger.
+MIGRATIONS: list[Migration] = []
+
+_LEDGER_SQL = "CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
+# Where sqlite-utils kept the ledger, and the migration set Capteo's names were filed under.
+_LEGACY_LEDGER = "_sqlite_migrations"
+_LEGACY_SET = "capteo"
 
 
-def _run(db: sqlite_utils.Database, *statements: str) -> None:
+def migration(fn: Migration) -> Migration:
+    """Register `fn` as the next migration."""
+    if any(m.__name__ == fn.__name__ for m in MIGRATIONS):
+        raise ValueError(f"migration {fn.__name__} is registered twice")
+    MIGRATIONS.append(fn)
+    return fn
+
+
+def _run(conn: apsw.Connection, *statements: str) -> None:
     for sql in statements:
-        db.execute(sql)
+        conn.execute(sql)
 
 
-@migrations()
-def m001_businesses_and_users(db: sqlite_utils.Database) -> None:
+@migration
+def m001_businesses_and_users(conn: apsw.Connection) -> None:
     _run(
-        db,
+        conn,
         """CREATE TABLE businesses (
             id INTEGER PRIMARY KEY,
             slug TEXT NOT NULL UNIQUE,
@@ -58,10 +79,10 @@ def m001_businesses_and_users(db: sqlite_utils.Database) -> None:
     )
 
 
-@migrations()
-def m002_leads(db: sqlite_utils.Database) -> None:
+@migration
+def m002_leads(conn: apsw.Connection) -> None:
     _run(
-        db,
+        conn,
         """CREATE TABLE leads (
             id INTEGER PRIMARY KEY,
             business_id INTEGER NOT NULL REFERENCES businesses(id),
@@ -99,10 +120,10 @@ def m002_leads(db: sqlite_utils.Database) -> None:
     )
 
 
-@migrations()
-def m003_audit_log(db: sqlite_utils.Database) -> None:
+@migration
+def m003_audit_log(conn: apsw.Connection) -> None:
     _run(
-        db,
+        conn,
         """CREATE TABLE audit_log (
             id INTEGER PRIMARY KEY,
             at TEXT NOT NULL,
@@ -124,10 +145,10 @@ def m003_audit_log(db: sqlite_utils.Database) -> None:
     )
 
 
-@migrations()
-def m004_sessions_and_heartbeats(db: sqlite_utils.Database) -> None:
+@migration
+def m004_sessions_and_heartbeats(conn: apsw.Connection) -> None:
     _run(
-        db,
+        conn,
         # Only a hash of the session token is stored: a copy of the data directory
         # does not hand out live sessions.
         """CREATE TABLE sessions (
@@ -145,10 +166,10 @@ def m004_sessions_and_heartbeats(db: sqlite_utils.Database) -> None:
     )
 
 
-@migrations()
-def m005_web_form_outbox_geocoding(db: sqlite_utils.Database) -> None:
+@migration
+def m005_web_form_outbox_geocoding(conn: apsw.Connection) -> None:
     _run(
-        db,
+        conn,
         # Opening hours as JSON: {"mon": [["08:00", "17:00"]], ...}, in the business's time zone.
         "ALTER TABLE businesses ADD COLUMN hours TEXT NOT NULL DEFAULT '{}'",
         # Sites allowed to frame the form (?embed=1), e.g. ["plomberie-gagnon.ca"].
@@ -208,10 +229,11 @@ def m005_web_form_outbox_geocoding(db: sqlite_utils.Database) -> None:
         )""",
     )
 
-@migrations()
-def m006_dashboard(db: sqlite_utils.Database) -> None:
+
+@migration
+def m006_dashboard(conn: apsw.Connection) -> None:
     _run(
-        db,
+        conn,
         # First time a person moved the lead out of `new` (for "time to first contact").
         "ALTER TABLE leads ADD COLUMN first_contact_at TEXT",
         # Filled by the voicemail pipeline; searched with the rest.
@@ -285,10 +307,11 @@ def m006_dashboard(db: sqlite_utils.Database) -> None:
         "ALTER TABLE users ADD COLUMN must_change_password INTEGER NOT NULL DEFAULT 0",
     )
 
-@migrations()
-def m007_law25(db: sqlite_utils.Database) -> None:
+
+@migration
+def m007_law25(conn: apsw.Connection) -> None:
     _run(
-        db,
+        conn,
         # A voicemail's audio and transcript; the voicemail pipeline adds its processing state.
         """CREATE TABLE voicemails (
             id INTEGER PRIMARY KEY,
@@ -345,10 +368,11 @@ def m007_law25(db: sqlite_utils.Database) -> None:
            BEGIN SELECT RAISE(ABORT, 'the incident register is append-only'); END""",
     )
 
-@migrations()
-def m008_voicemail_pipeline(db: sqlite_utils.Database) -> None:
+
+@migration
+def m008_voicemail_pipeline(conn: apsw.Connection) -> None:
     _run(
-        db,
+        conn,
         # The voicemail's own state machine; the queue only wakes the work up.
         "ALTER TABLE voicemails ADD COLUMN state TEXT NOT NULL DEFAULT 'received'"
         " CHECK (state IN ('received', 'transcribed', 'extracted', 'lead_created', 'failed'))",
@@ -375,58 +399,87 @@ def m008_voicemail_pipeline(db: sqlite_utils.Database) -> None:
         "CREATE INDEX leads_business_urgent ON leads(business_id, urgent, created_at)",
     )
 
-def _in_child(*args: str) -> list[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "app.migrations", *args],
-        capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"migrations failed on {args[-1]}:\n{result.stderr.strip()}")
-    return json.loads(result.stdout)
-
 
 def apply(db_path: str | Path) -> list[str]:
-    """Apply pending migrations in a child process; returns the names applied
-    (empty when up to date). Raises RuntimeError with the child's error."""
-    applied = _in_child(str(db_path))
-    _index_secure_delete(db_path)
-    return applied
-
-
-def _index_secure_delete(db_path: str | Path) -> None:
-    """FTS5 keeps a deleted row's words in old index segments until they are merged,
-    unless its secure-delete option is on (SQLite 3.44+: apsw's SQLite has it, the
-    stdlib's 3.40 that runs the migrations does not). Turned on here, before any row
-    is written, so an erased name never lingers in the search index (Law 25)."""
-    from app.db import connect
-
-    conn = connect(db_path)
+    """Apply pending migrations, in order; returns the names applied (empty when up
+    to date). Safe to run from two processes at once: each migration is applied by one.
+    A migration that fails is rolled back with its ledger row, and its error raised."""
+    db = Database(db_path)
     try:
-        conn.execute("INSERT INTO leads_fts(leads_fts, rank) VALUES ('secure-delete', 1)")
-    finally:
-        conn.close()
-
-
-def pending(db_path: str | Path) -> list[str]:
-    """Names of migrations not yet applied (reads only)."""
-    return _in_child("--pending", str(db_path))
-
-
-def _apply_here(db_path: str | Path) -> list[str]:
-    db = sqlite_utils.Database(str(db_path))
-    try:
-        db.execute("PRAGMA journal_mode = WAL")
-        db.conn.execute("PRAGMA busy_timeout = 5000")
-        pending = [m.name for m in migrations.pending(db)]
-        migrations.apply(db)
-        return pending
+        if not _has_table(db.reader(), "schema_migrations"):
+            _create_ledger(db)
+        done = _applied(db.reader())
+        applied = []
+        for fn in MIGRATIONS:
+            name = fn.__name__
+            if name in done:
+                continue
+            with db.write() as conn:
+                # Read again under the write lock: another process may have applied it meanwhile.
+                if name in _applied(conn):
+                    continue
+                fn(conn)
+                conn.execute("INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)",
+                             (name, clock.now_iso()))
+            applied.append(name)
+        _index_secure_delete(db)
+        return applied
     finally:
         db.close()
 
 
-if __name__ == "__main__":
-    if sys.argv[1] == "--pending":
-        _db = sqlite_utils.Database(sys.argv[2])
-        print(json.dumps([m.name for m in migrations.pending(_db)]))
-    else:
-        print(json.dumps(_apply_here(sys.argv[1])))
+def pending(db_path: str | Path) -> list[str]:
+    """Names of migrations not yet applied, in order (reads only; a database that does
+    not exist yet has them all pending)."""
+    if not Path(db_path).exists():
+        return [fn.__name__ for fn in MIGRATIONS]
+    db = Database(db_path)
+    try:
+        conn = db.reader()
+        # Before the first apply(), the names it will copy over from sqlite-utils's ledger.
+        done = _applied(conn) if _has_table(conn, "schema_migrations") else _legacy_applied(conn)
+        return [fn.__name__ for fn in MIGRATIONS if fn.__name__ not in done]
+    finally:
+        db.close()
+
+
+def _has_table(conn: apsw.Connection, name: str) -> bool:
+    return bool(list(conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))))
+
+
+def _applied(conn: apsw.Connection) -> set[str]:
+    return {r["name"] for r in conn.execute("SELECT name FROM schema_migrations")}
+
+
+def _legacy_applied(conn: apsw.Connection) -> set[str]:
+    if not _has_table(conn, _LEGACY_LEDGER):
+        return set()
+    return {r["name"] for r in conn.execute(
+        f"SELECT name FROM {_LEGACY_LEDGER} WHERE migration_set = ?", (_LEGACY_SET,))}
+
+
+def _create_ledger(db: Database) -> None:
+    """Create `schema_migrations`, taking over sqlite-utils's ledger where there is one.
+    The check is repeated in the write transaction, for the process that lost the race."""
+    with db.write() as conn:
+        if _has_table(conn, "schema_migrations"):
+            return
+        conn.execute(_LEDGER_SQL)
+        if _has_table(conn, _LEGACY_LEDGER):
+            # Left in place (not dropped): it costs nothing and keeps the history.
+            conn.execute(f"INSERT INTO schema_migrations (name, applied_at) SELECT name, applied_at"
+                         f" FROM {_LEGACY_LEDGER} WHERE migration_set = ? ORDER BY rowid", (_LEGACY_SET,))
+
+
+def _index_secure_delete(db: Database) -> None:
+    """FTS5 keeps a deleted row's words in old index segments until they are merged,
+    unless its secure-delete option is on. Turned on in the same run as the migration
+    that creates the index, before any lead is written, so an erased name never lingers
+    in the search index (Law 25). Checked at every run rather than filed as a migration:
+    it holds again if a later migration ever rebuilds `leads_fts`; a no-op once set."""
+    check = "SELECT 1 FROM leads_fts_config WHERE k = 'secure-delete' AND v = 1"
+    if list(db.reader().execute(check)):
+        return
+    with db.write() as conn:
+        if not list(conn.execute(check)):
+            conn.execute("INSERT INTO leads_fts(leads_fts, rank) VALUES ('secure-delete', 1)")

@@ -12,6 +12,7 @@ import signal
 import threading
 
 from huey import SqliteHuey
+from huey.consumer import Consumer
 
 from app.config import Config
 from app.db import Database
@@ -61,20 +62,25 @@ def queue_depth() -> int:
     return huey.pending_count()
 
 
+def create_consumer(config: Config) -> Consumer:
+    """The one worker configuration, in the web server's process or alone (`run.py worker`)."""
+    return huey.create_consumer(
+        workers=config.queue.workers,
+        worker_type="thread",
+        periodic=True,
+        # Poll the queue at least every second: an idle worker still picks work up fast.
+        initial_delay=0.1,
+        backoff=1.15,
+        max_delay=1.0,
+        shutdown_timeout=config.queue.shutdown_timeout,
+    )
+
+
 class InProcessWorker:
     """The Huey consumer running on threads of the web server's process."""
 
     def __init__(self, config: Config):
-        self.consumer = huey.create_consumer(
-            workers=config.queue.workers,
-            worker_type="thread",
-            periodic=True,
-            # Poll the queue at least every second: an idle worker still picks work up fast.
-            initial_delay=0.1,
-            backoff=1.15,
-            max_delay=1.0,
-            shutdown_timeout=config.queue.shutdown_timeout,
-        )
+        self.consumer = create_consumer(config)
 
     def start(self) -> None:
         # Huey installs its own SIGINT/SIGTERM/SIGHUP handlers; the web server owns

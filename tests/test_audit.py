@@ -5,7 +5,7 @@ import apsw
 import pytest
 
 from app import audit
-from tests.conftest import ROOT
+from tests.support.app import ROOT
 
 
 def _fill(db, n=5):
@@ -20,7 +20,7 @@ def test_entries_chain_and_verify(db):
     rows = db.query("SELECT * FROM audit_log ORDER BY id")
     assert [r["id"] for r in rows] == [1, 2, 3, 4, 5]
     assert rows[0]["prev_hash"] == audit.GENESIS
-    assert all(b["prev_hash"] == a["hash"] for a, b in zip(rows, rows[1:]))
+    assert all(b["prev_hash"] == a["hash"] for a, b in zip(rows, rows[1:], strict=False))
     assert rows[0]["fields"] == '["first_name", "phone"]'
     result = audit.verify(db.reader())
     assert result.ok and result.checked == 5
@@ -38,9 +38,8 @@ def test_record_outside_a_transaction_is_refused(db):
 ])
 def test_update_and_delete_are_refused_by_sqlite(db, sql):
     _fill(db)
-    with pytest.raises(apsw.ConstraintError, match="append-only"):
-        with db.write() as conn:
-            conn.execute(sql)
+    with pytest.raises(apsw.ConstraintError, match="append-only"), db.write() as conn:
+        conn.execute(sql)
     assert db.query_one("SELECT count(*) AS n FROM audit_log")["n"] == 5
 
 

@@ -13,13 +13,13 @@ import shutil
 import pytest
 from litestar.testing import TestClient
 
-from app import appointments, businesses, leads, migrations, privacy
+from app import appointments, businesses, leads, privacy
 from app import config as config_mod
 from app.businesses import auth
 from app.db import Database
 from app.leads import custom_fields
 from app.web import create_app
-from tests.conftest import csrf_token, write_config
+from tests.support.app import csrf_token, write_config
 
 # Routes under /{lang}/app reachable without signing in, and why.
 PUBLIC_APP_ROUTES = {"/{lang:str}/app": "a redirect to the inbox, which itself asks for sign-in"}
@@ -42,13 +42,13 @@ def dashboard_routes(app) -> list[tuple[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def template_dir(tmp_path_factory):
+def template_dir(tmp_path_factory, migrated_db):
     """One populated data directory, copied for each test (cheap, and each test may
     change or remove what it likes)."""
     d = tmp_path_factory.mktemp("authz")
     cfg = config_mod.load(write_config(d), env={})
     cfg.ensure_dirs()
-    migrations.apply(cfg.db_path)
+    shutil.copyfile(migrated_db, cfg.db_path)
     db = Database(cfg.db_path)
     ids = {}
     with db.write() as conn:

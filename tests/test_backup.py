@@ -7,7 +7,7 @@ import time
 import apsw
 
 from app import businesses, leads
-from tests.conftest import ROOT
+from tests.support.app import ROOT
 
 WRITER = """
 import sys, time

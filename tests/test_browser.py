@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from tests.conftest import screenshot
+from tests.support.browser import screenshot
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 

@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-from tests.conftest import ROOT, write_config
+from tests.support.app import ROOT, write_config
 
 
 def run(config_path, *args, env=None):

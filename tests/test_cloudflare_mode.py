@@ -10,12 +10,12 @@ from litestar.testing import TestClient
 from app import businesses, leads
 from app import config as config_mod
 from app.web import create_app
-from tests.conftest import write_config
-from tests.test_cloudflare_access import AUD, TEAM, JwksServer, jwk, keys, token  # noqa: F401  (fixture)
+from tests.support.app import write_config
+from tests.support.cloudflare import AUD, TEAM, JwksServer, jwk, token
 
 
 @pytest.fixture
-def cf_client(tmp_path, keys, db):  # noqa: F811
+def cf_client(tmp_path, keys, db):
     jwks = JwksServer()
     jwks.jwks = {"keys": [jwk(keys[0], "k0")]}
     with db.write() as conn:
@@ -34,13 +34,13 @@ def _inbox(client, tok):
     return client.get("/fr/app/leads", headers=headers, follow_redirects=False)
 
 
-def test_good_token_opens_the_dashboard(cf_client, keys):  # noqa: F811
+def test_good_token_opens_the_dashboard(cf_client, keys):
     r = _inbox(cf_client, token(keys[0]))
     assert r.status_code == 200 and "Alice" in r.text
 
 
 @pytest.mark.parametrize("case", ["missing", "expired", "audience", "signature", "issuer", "unknown user"])
-def test_bad_tokens_are_refused(cf_client, keys, case):  # noqa: F811
+def test_bad_tokens_are_refused(cf_client, keys, case):
     tok = {
         "missing": None,
         "expired": token(keys[0], exp=int(time.time()) - 120),

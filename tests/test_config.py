@@ -5,15 +5,15 @@ import pytest
 
 from app import config as config_mod
 from app.config import SCHEMA, ConfigError
-from tests.conftest import write_config
+from tests.support.app import write_config
 
 SHIPPED = Path(__file__).resolve().parent.parent / "capteo.toml"
 
 
 def test_shipped_file_loads_with_defaults():
     cfg = config_mod.load(SHIPPED, env={})
-    assert cfg.get("server", "port") == 8000
-    assert cfg.get("i18n", "default_language") == "fr"
+    assert cfg.server.port == 8000
+    assert cfg.i18n.default_language == "fr"
     assert cfg.data_dir == SHIPPED.parent / "data"
 
 
@@ -41,10 +41,10 @@ def test_environment_overrides_every_type(tmp_path):
         "CAPTEO_DEMO_CREATE": "yes",
         "CAPTEO_QUEUE_SHUTDOWN_TIMEOUT": "2.5",
     })
-    assert cfg.get("server", "port") == 9123
+    assert cfg.server.port == 9123
     assert cfg.data_dir == tmp_path / "elsewhere"
-    assert cfg.get("demo", "create") is True
-    assert cfg.get("queue", "shutdown_timeout") == 2.5
+    assert cfg.demo.create is True
+    assert cfg.queue.shutdown_timeout == 2.5
     assert cfg.sources["server.port"] == "CAPTEO_SERVER_PORT (environment)"
 
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from app import businesses, leads
-from app.businesses import auth
-from tests.conftest import csrf_token
-from tests.test_form import make_business
+from tests.support.app import csrf_token
+from tests.support.people import make_business, signed_in
 
 PASSWORD = "correct horse battery"
 
@@ -22,13 +21,6 @@ def shop(db):
     with db.write() as conn:
         owner = businesses.add_user(conn, business_id=bid, email="owner@gagnon.test", password=PASSWORD, name="Marie")
     return bid, owner
-
-
-def signed_in(client, db, user_id, business_id):
-    token = csrf_token(client)
-    session = auth.start_session(db, user_id=user_id, business_id=business_id)
-    client.cookies.set("capteo_session", session)
-    return token
 
 
 def add_lead(db, bid, **fields):
@@ -62,7 +54,7 @@ def test_search_finds_by_name_phone_email_need_and_note(client, db, shop):
 def test_tabs_channel_filter_and_paging_in_sql(client, db, shop):
     bid, owner = shop
     signed_in(client, db, owner, bid)
-    base = datetime(2026, 11, 1, tzinfo=timezone.utc)
+    base = datetime(2026, 11, 1, tzinfo=UTC)
     for i in range(30):
         add_lead(db, bid, first_name=f"Client{i:02d}", need="x", channel="phone" if i % 3 == 0 else "web",
                  created_at=(base + timedelta(hours=i)).isoformat(timespec="seconds"))

@@ -10,7 +10,8 @@ import pytest
 from playwright.sync_api import expect
 
 from app.db import connect
-from tests.conftest import ServerProcess, screenshot, sign_in_demo
+from tests.support.app import ServerProcess
+from tests.support.browser import screenshot, sign_in_demo
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 

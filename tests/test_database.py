@@ -15,9 +15,10 @@ def _schema(path):
         conn.close()
 
 
-def test_migrations_run_twice_without_change(config):
+def test_migrations_run_twice_without_change(empty_config):
+    config = empty_config
     first = migrations.apply(config.db_path)
-    assert first == [m.name for m in migrations.migrations._migrations]
+    assert first == [m.__name__ for m in migrations.MIGRATIONS]
     before = _schema(config.db_path)
     assert migrations.apply(config.db_path) == []
     assert migrations.pending(config.db_path) == []
@@ -36,17 +37,15 @@ def test_connection_settings(db):
 
 
 def test_write_rolls_back_on_error(db):
-    with pytest.raises(RuntimeError):
-        with db.write() as conn:
-            conn.execute("INSERT INTO heartbeats (name, at) VALUES ('x', 'now')")
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), db.write() as conn:
+        conn.execute("INSERT INTO heartbeats (name, at) VALUES ('x', 'now')")
+        raise RuntimeError("boom")
     assert db.query("SELECT * FROM heartbeats WHERE name = 'x'") == []
 
 
 def test_foreign_keys_enforced(db):
-    with pytest.raises(apsw.ConstraintError):
-        with db.write() as conn:
-            conn.execute("INSERT INTO memberships (business_id, user_id, role) VALUES (999, 999, 'owner')")
+    with pytest.raises(apsw.ConstraintError), db.write() as conn:
+        conn.execute("INSERT INTO memberships (business_id, user_id, role) VALUES (999, 999, 'owner')")
 
 
 def test_writers_in_two_connections_wait_instead_of_failing(db, config):
@@ -81,6 +80,5 @@ def test_anonymized_lead_cannot_change_status(db):
         bid = businesses.create_business(conn, slug="b", name="B", timezone="America/Toronto")
         lead = leads.create(conn, business_id=bid, channel="web", actor="test", need="x")
         conn.execute("UPDATE leads SET status = 'anonymized' WHERE id = ?", (lead["id"],))
-    with pytest.raises(apsw.ConstraintError, match="anonymized lead cannot change status"):
-        with db.write() as conn:
-            conn.execute("UPDATE leads SET status = 'new' WHERE id = ?", (lead["id"],))
+    with pytest.raises(apsw.ConstraintError, match="anonymized lead cannot change status"), db.write() as conn:
+        conn.execute("UPDATE leads SET status = 'new' WHERE id = ?", (lead["id"],))

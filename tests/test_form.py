@@ -5,39 +5,21 @@ from __future__ import annotations
 import html
 import json
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app import businesses, form, i18n, normalize
+from app import form, i18n, normalize
 from app.businesses import hours
-from app.leads import custom_fields
+from tests.support.people import make_business
 
 GOOD = {
     "first_name": "Hélène", "last_name": "Côté", "phone": "514 555-0101", "email": "Helene.Cote@Example.com",
     "street_address": "4521 rue Saint-Hubert", "postal_code": "h2j2x7", "need": "Dégât d'eau au sous-sol",
     "callback_time": "après 17 h", "consent": "yes",
 }
-
-
-def make_business(db, slug, name, **settings):
-    with db.write() as conn:
-        bid = businesses.create_business(conn, slug=slug, name=name, timezone="America/Toronto")
-        conn.execute("UPDATE businesses SET notify_phones = ?, embed_domains = ?, language = ? WHERE id = ?",
-                     (json.dumps(settings.get("notify", ["+15145550100"])),
-                      json.dumps(settings.get("embed", [])), settings.get("language", "fr"), bid))
-        ids = {}
-        if settings.get("custom", True):
-            ids["property"] = custom_fields.add(
-                conn, business_id=bid, kind="single_choice", label_fr="Type de propriété",
-                label_en="Type of property", required=True,
-                options=[{"value": "house", "fr": "Maison", "en": "House"},
-                         {"value": "condo", "fr": "Condo", "en": "Condo"}])
-            ids["rooms"] = custom_fields.add(conn, business_id=bid, kind="number", label_fr="Nombre de pièces",
-                                             label_en="Number of rooms")
-    return bid, ids
 
 
 @pytest.fixture
@@ -193,7 +175,7 @@ def test_rate_limit_per_ip_and_business(tmp_path, db):
 
     from app import config as config_mod
     from app.web import create_app
-    from tests.conftest import write_config
+    from tests.support.app import write_config
 
     cfg = config_mod.load(write_config(tmp_path, forms={"rate_limit": 2}), env={})
     shop = make_business(db, "gagnon", "Gagnon")
@@ -272,17 +254,17 @@ def test_callback_message_follows_the_business_hours():
     token = i18n.current_language.set("fr")
     try:
         # Thursday 2026-11-19 14:00 in Montreal = 19:00 UTC
-        assert hours.callback_message(week, tz, datetime(2026, 11, 19, 19, 0, tzinfo=timezone.utc)) == \
+        assert hours.callback_message(week, tz, datetime(2026, 11, 19, 19, 0, tzinfo=UTC)) == \
             "Nous sommes ouverts : nous vous rappellerons sous peu."
-        assert hours.callback_message(week, tz, datetime(2026, 11, 19, 23, 30, tzinfo=timezone.utc)) == \
+        assert hours.callback_message(week, tz, datetime(2026, 11, 19, 23, 30, tzinfo=UTC)) == \
             "Nous sommes fermés en ce moment; nous vous rappellerons demain matin."
-        assert hours.callback_message(week, tz, datetime(2026, 11, 19, 11, 0, tzinfo=timezone.utc)) == \
+        assert hours.callback_message(week, tz, datetime(2026, 11, 19, 11, 0, tzinfo=UTC)) == \
             "Nous sommes fermés en ce moment; nous vous rappellerons aujourd'hui à partir de 8 h 00."
         i18n.current_language.set("en")
         # Friday evening -> Monday
-        assert hours.callback_message(week, tz, datetime(2026, 11, 20, 23, 30, tzinfo=timezone.utc)) == \
+        assert hours.callback_message(week, tz, datetime(2026, 11, 20, 23, 30, tzinfo=UTC)) == \
             "We are closed right now; we will call you back from 8:00\u202fa.m. on Monday."
-        assert hours.callback_message("{}", tz, datetime(2026, 11, 20, 23, 30, tzinfo=timezone.utc)) is None
+        assert hours.callback_message("{}", tz, datetime(2026, 11, 20, 23, 30, tzinfo=UTC)) is None
     finally:
         i18n.current_language.reset(token)
 

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from tests.conftest import screenshot, sign_in_demo
+from tests.support.browser import screenshot, sign_in_demo
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 

@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from app.db import connect
-from tests.conftest import ServerProcess
 from tests.fakes import FakeGeocoder, FakeTwilio
+from tests.support.app import ServerProcess
 
 pytestmark = pytest.mark.slow
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import itertools
 import xml.etree.ElementTree as ET
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
 from app.leads import glance
 
 SVG = "{http://www.w3.org/2000/svg}"
-NOW = datetime(2026, 11, 25, 15, 0, tzinfo=timezone.utc)  # Wednesday 25 Nov, 10:00 in Toronto
+NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)  # Wednesday 25 Nov, 10:00 in Toronto
 _refs = itertools.count(1)
 
 
@@ -83,7 +83,7 @@ def test_weeks_without_leads_are_present_with_zeros(db):
     assert len(weeks) == 12
     starts = [w["week_start"] for w in weeks]
     assert all(d.weekday() == 0 for d in starts)
-    assert [b - a for a, b in zip(starts, starts[1:])] == [timedelta(days=7)] * 11
+    assert [b - a for a, b in zip(starts, starts[1:], strict=False)] == [timedelta(days=7)] * 11
     assert starts[-1] == date(2026, 11, 23)  # the week of NOW, last
     assert starts[0] == date(2026, 9, 7)
     nonzero = [w for w in weeks if w["web"] or w["phone"] or w["chat"]]
@@ -132,7 +132,7 @@ def test_anonymized_and_archived_leads_still_count(db):
 def test_median_first_contact_odd_count(db):
     biz = add_business(db, "impair")
     for minutes in (180, 10, 60):
-        created = datetime(2026, 11, 20, 14, 0, tzinfo=timezone.utc)
+        created = datetime(2026, 11, 20, 14, 0, tzinfo=UTC)
         add_lead(db, biz, created.isoformat(), status="contacted",
                  first_contact_at=(created + timedelta(minutes=minutes)).isoformat())
     add_lead(db, biz, "2026-11-20T15:00:00+00:00")  # never contacted: not in the median
@@ -142,7 +142,7 @@ def test_median_first_contact_odd_count(db):
 def test_median_first_contact_even_count_is_the_mean_of_the_middle_two(db):
     biz = add_business(db, "pair")
     for minutes in (10, 30, 90, 600):
-        created = datetime(2026, 11, 20, 14, 0, tzinfo=timezone.utc)
+        created = datetime(2026, 11, 20, 14, 0, tzinfo=UTC)
         add_lead(db, biz, created.isoformat(), status="contacted",
                  first_contact_at=(created + timedelta(minutes=minutes)).isoformat())
     assert glance.median_first_contact(db, biz) == timedelta(minutes=60)
@@ -166,7 +166,7 @@ def test_median_first_contact_since_and_scoped_by_business(db):
              first_contact_at="2026-11-20T12:01:00+00:00")
 
     assert glance.median_first_contact(db, mine) == timedelta(days=1, minutes=10)
-    since = datetime(2026, 11, 1, tzinfo=timezone.utc)
+    since = datetime(2026, 11, 1, tzinfo=UTC)
     assert glance.median_first_contact(db, mine, since=since) == timedelta(minutes=20)
     assert glance.median_first_contact(db, theirs) == timedelta(minutes=1)
     assert glance.median_first_contact(db, theirs, since=NOW) is None
@@ -221,7 +221,7 @@ def test_svg_stacks_channels_in_order_with_their_colours():
     assert [r.get("fill") for r in week] == ["#0b5d7a", "#7a4fb5", "#b26a00"]
     ys = [float(r.get("y")) for r in week]
     assert ys[0] > ys[1] > ys[2]  # web at the bottom, chat on top
-    for lower, upper in zip(week, week[1:]):
+    for lower, upper in zip(week, week[1:], strict=False):
         assert float(upper.get("y")) + float(upper.get("height")) == pytest.approx(float(lower.get("y")), abs=0.02)
     assert stacks[0] == [] and stacks[4] == []  # empty weeks draw no bar
 
@@ -233,7 +233,7 @@ def test_svg_bar_heights_are_proportional_and_the_busiest_week_reaches_the_top()
     heights = [sum(float(r.get("height")) for r in stack) for stack in week_stacks(root)]
     totals = [w["web"] + w["phone"] + w["chat"] for w in weeks]
     busiest = max(totals)  # 8, twice
-    for height, total in zip(heights, totals):
+    for height, total in zip(heights, totals, strict=False):
         assert height == pytest.approx(plot_height * total / busiest, abs=0.05)
     tops = [min(float(r.get("y")) for r in stack) for stack in week_stacks(root) if stack]
     assert min(tops) == pytest.approx(glance.PLOT_TOP, abs=0.01)

@@ -1,11 +1,11 @@
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from babel.messages.pofile import read_po
 
 from app import i18n
-from tests.conftest import ROOT
+from tests.support.app import ROOT
 
 
 def _catalog(lang):
@@ -48,7 +48,7 @@ def test_best_language(header, expected):
 
 
 def test_dates_in_the_business_time_zone_and_locale():
-    moment = datetime(2026, 1, 15, 3, 30, tzinfo=timezone.utc)  # 22:30 the day before in Montreal
+    moment = datetime(2026, 1, 15, 3, 30, tzinfo=UTC)  # 22:30 the day before in Montreal
     token = i18n.current_language.set("fr")
     try:
         fr = i18n.format_datetime(moment, "America/Toronto", "medium")

@@ -12,7 +12,7 @@ from app.messaging import geocoding, outbox
 from app.messaging.geocoding import GeocoderClient
 from app.messaging.twilio import TwilioClient, TwilioError
 from tests.fakes import FakeGeocoder, FakeTwilio
-from tests.test_form import make_business
+from tests.support.people import make_business
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ import re
 import pytest
 from litestar import get
 
-from tests.conftest import csrf_token
+from tests.support.app import csrf_token
 
 
 @pytest.mark.parametrize("lang, title, switch", [

@@ -14,10 +14,9 @@ import apsw
 import pytest
 
 from app import businesses, clock, leads, privacy
-from app.businesses import auth
 from app.privacy import incidents
-from tests.conftest import ROOT, csrf_token
-from tests.test_form import make_business
+from tests.support.app import ROOT, csrf_token
+from tests.support.people import make_business, signed_in
 
 PASSWORD = "correct horse battery"
 
@@ -29,12 +28,6 @@ def shop(db):
     with db.write() as conn:
         owner = businesses.add_user(conn, business_id=bid, email="owner@gagnon.ca", password=PASSWORD)
     return bid, other, owner
-
-
-def signed_in(client, db, user_id, business_id):
-    token = csrf_token(client)
-    client.cookies.set("capteo_session", auth.start_session(db, user_id=user_id, business_id=business_id))
-    return token
 
 
 def person_data(db, config, bid, other):
@@ -202,12 +195,10 @@ def test_incidents_all_fields_required_append_only_and_exported(db, config, shop
     with pytest.raises(incidents.IncidentError, match="commission-notified-on"):
         incidents.add(db, {**base, "serious_injury_risk": "yes"})
     incident_id = incidents.add(db, base)
-    with pytest.raises(apsw.ConstraintError, match="append-only"):
-        with db.write() as conn:
-            conn.execute("UPDATE incidents SET measures = 'rien' WHERE id = ?", (incident_id,))
-    with pytest.raises(apsw.ConstraintError, match="append-only"):
-        with db.write() as conn:
-            conn.execute("DELETE FROM incidents")
+    with pytest.raises(apsw.ConstraintError, match="append-only"), db.write() as conn:
+        conn.execute("UPDATE incidents SET measures = 'rien' WHERE id = ?", (incident_id,))
+    with pytest.raises(apsw.ConstraintError, match="append-only"), db.write() as conn:
+        conn.execute("DELETE FROM incidents")
     rows = list(csv.DictReader(io.StringIO(incidents.csv_export(db))))
     assert rows[0]["circumstances"] == "Ordinateur perdu" and rows[0]["serious_injury_risk"] == "0"
 

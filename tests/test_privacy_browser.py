@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import screenshot, sign_in_demo
+from tests.support.browser import screenshot, sign_in_demo
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 

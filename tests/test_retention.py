@@ -6,16 +6,16 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from app import leads
 from app.privacy import retention
-from tests.conftest import ROOT
-from tests.test_form import make_business
+from tests.support.app import ROOT
+from tests.support.people import make_business
 
-NOW = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 MARKERS = {"first_name": "Zéphyrinmarker", "last_name": "Quillonmarker", "phone": "+15145559876",
            "email": "zephyrin.marker@example.com", "street_address": "77 rue Markerville",
            "postal_code": "H2X 1Y4"}
@@ -146,7 +146,7 @@ def test_retention_cli_as_of(db, config, bid):
     run = lambda *a: subprocess.run([sys.executable, str(ROOT / "run.py"), "--config", str(config.path),  # noqa
                                      "retention", "run", *a], capture_output=True, text=True, cwd=ROOT)
     assert "anonymized 0 lead(s)" in run().stdout
-    out = run("--as-of", iso(datetime.now(timezone.utc) + timedelta(days=25)))
+    out = run("--as-of", iso(datetime.now(UTC) + timedelta(days=25)))
     assert out.returncode == 0 and "anonymized 1 lead(s)" in out.stdout, out.stderr
     assert run("--as-of", "yesterday").returncode == 2
     assert leads.get(db, bid, lead_id)["status"] == "anonymized"

@@ -10,8 +10,8 @@ import pytest
 from huey import SqliteHuey
 
 from app.db import connect
-from tests.conftest import ROOT, ServerProcess
 from tests.support import slow_tasks
+from tests.support.app import ROOT, ServerProcess
 
 pytestmark = pytest.mark.slow
 

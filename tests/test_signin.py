@@ -3,7 +3,7 @@
 import pytest
 
 from app import businesses, leads
-from tests.conftest import csrf_token
+from tests.support.app import csrf_token
 
 PASSWORD = "correct horse battery"
 

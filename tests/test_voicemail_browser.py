@@ -7,10 +7,10 @@ import re
 import pytest
 
 from app import config as config_mod
-from tests.conftest import ServerProcess, screenshot, sign_in_demo
+from tests.support.app import ServerProcess
 from tests.support.audio import speak
-from tests.support.tiny_models import tiny_models_dir
-from tests.test_voicemail_pipeline import FAST, install_models
+from tests.support.browser import screenshot, sign_in_demo
+from tests.support.tiny_models import FAST, install_models, tiny_models_dir
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 

@@ -11,10 +11,10 @@ import jobs
 from app import businesses, voicemail
 from app.businesses import auth, token_hash
 from app.voicemail import audio
-from tests.conftest import csrf_token
 from tests.fakes import FakeVoipms
+from tests.support.app import csrf_token
 from tests.support.audio import encode, speak, tone_wav
-from tests.test_form import make_business
+from tests.support.people import make_business
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ generated models; grounding; no models; model download; and crashes at every sta
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import time
 
@@ -17,24 +16,18 @@ from app.db import connect
 from app.extraction import grounding
 from app.voicemail import models as model_pull
 from app.voicemail.engine import ModelEngine, drop_hallucinations
-from tests.conftest import ServerProcess
 from tests.fakes import FakeHub
+from tests.support.app import ServerProcess
 from tests.support.audio import speak
-from tests.support.tiny_models import tiny_models_dir
-from tests.test_form import make_business
+from tests.support.people import make_business
+from tests.support.tiny_models import FAST, install_models, tiny_models_dir
 
-FAST = {"CAPTEO_MODELS_WHISPER_BEAM_SIZE": "1", "CAPTEO_MODELS_WHISPER_TEMPERATURE_FALLBACK": "false"}
 SAID = "Bonjour, c'est Hélène Côté. Mon numéro c'est le 514 555 0101. J'ai un dégât d'eau dans le sous-sol."
 
 
 @pytest.fixture(scope="module")
 def tiny():
     return tiny_models_dir()
-
-
-def install_models(config, tiny) -> None:
-    shutil.copytree(tiny / "whisper", config.models_dir / "whisper-small", dirs_exist_ok=True)
-    shutil.copy(tiny / "tiny.gguf", config.models_dir / config.get("models", "llm_file"))
 
 
 @pytest.fixture(scope="module")

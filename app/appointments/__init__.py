@@ -8,7 +8,7 @@ language, and lands on the lead's timeline and in the audit log.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from app import audit, clock, i18n, leads
@@ -28,20 +28,20 @@ class Slot:
     ends_at: datetime
 
     @classmethod
-    def local(cls, day: str, at: str, minutes: int, tz: str) -> "Slot":
+    def local(cls, day: str, at: str, minutes: int, tz: str) -> Slot:
         """From the form's date, time and duration, in the business's time zone."""
         try:
             start = datetime.fromisoformat(f"{day}T{at}").replace(tzinfo=ZoneInfo(tz))
         except ValueError:
-            raise AppointmentError(i18n.N_("Enter a date and a time."))
+            raise AppointmentError(i18n.N_("Enter a date and a time.")) from None
         if not MIN_DURATION <= minutes <= MAX_DURATION:
             raise AppointmentError(i18n.N_("The duration must be between 15 minutes and 8 hours."))
-        start = start.astimezone(timezone.utc)
+        start = start.astimezone(UTC)
         return cls(start, start + timedelta(minutes=minutes))
 
 
 def _iso(dt: datetime) -> str:
-    return dt.astimezone(timezone.utc).isoformat(timespec="seconds")
+    return dt.astimezone(UTC).isoformat(timespec="seconds")
 
 
 def overlapping(db: Database, business_id: int, slot: Slot, exclude_id: int | None = None) -> list[dict]:

@@ -44,11 +44,13 @@ def callback_message(hours_json: str, tz: str, now: datetime) -> str | None:
             # «8 h 00» in Quebec French; "8:00 a.m." in Canadian English.
             at = format_time(start, format=i18n.FR_TIME if locale == "fr_CA" else "short", locale=locale)
             if offset == 0:
-                return i18n.gettext("We are closed right now; we will call you back from %(time)s today.") % {"time": at}
+                return i18n.gettext("We are closed right now; we will call you back from %(time)s today.") % {
+                    "time": at}
             if offset == 1:
                 if start < time(12):
                     return i18n.gettext("We are closed right now; we will call you back tomorrow morning.")
-                return i18n.gettext("We are closed right now; we will call you back from %(time)s tomorrow.") % {"time": at}
+                return i18n.gettext("We are closed right now; we will call you back from %(time)s tomorrow.") % {
+                    "time": at}
             weekday = i18n.format_weekday(day, heading=False)
             return i18n.gettext("We are closed right now; we will call you back from %(time)s on %(day)s.") % {
                 "day": weekday, "time": at}

@@ -87,8 +87,8 @@ def _validate(data: dict[str, str]) -> tuple[dict, dict]:
                 errors["notify_phones"] = N_("Enter one valid phone number per line.")
             phones.append(e164)
     values["notify_phones"] = json.dumps(phones[:5])
-    domains = [d.strip().lower().removeprefix("https://").rstrip("/") for d in data.get("embed_domains", "").splitlines()
-               if d.strip()]
+    domains = [d.strip().lower().removeprefix("https://").rstrip("/")
+               for d in data.get("embed_domains", "").splitlines() if d.strip()]
     if any(not DOMAIN_RE.match(d) for d in domains):
         errors["embed_domains"] = N_("Enter one domain name per line, e.g. plomberie-gagnon.ca.")
     values["embed_domains"] = json.dumps(domains[:10])
@@ -311,7 +311,7 @@ def team_remove(session: SignedIn, db: DB, user_id: FromPath[int]) -> Template |
     try:
         businesses.remove_member(db, session["business_id"], user_id, actor=f"user:{session['user_id']}")
     except LookupError:
-        raise NotFoundException()
+        raise NotFoundException() from None
     return Redirect(f"/{lang()}/app/settings/team", status_code=303)
 
 

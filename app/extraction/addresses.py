@@ -63,7 +63,7 @@ _UNIT = re.compile(
 def street_address(text: str) -> str | None:
     """First street address ("4521 rue Saint-Hubert", "88 Maple Drive, apt 3"), number
     first, as written; after a correction, the last."""
-    found = []
+    found: list[tuple[str, int, int]] = []
     for pattern in (_FR_ADDRESS, _EN_ADDRESS, _DIR_ONLY_ADDRESS):
         for m in pattern.finditer(text):
             if any(s <= m.start() < e or m.start() <= s < m.end() for _, s, e in found):

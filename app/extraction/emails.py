@@ -108,7 +108,7 @@ def email(text: str) -> str | None:
             local.insert(0, piece)
             joiner = tokens[start - 1] if start >= 1 else None
             found = _piece_back(tokens, start - 2) if joiner in _JOINERS else None
-            if found:
+            if found and joiner is not None:
                 local.insert(0, joiner)
         if not local or (len(local) == 1 and len(local[0]) == 1):
             # Nothing, or one lone character: the start of the address was said in words we

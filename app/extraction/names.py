@@ -135,7 +135,7 @@ def caller_name(text: str, business: str | None) -> tuple[str | None, str | None
             end += again.end()
     span = spelled_span(text, end)
     spelled = span[0] if span else None
-    if spelled and last is None and fold(spelled) == fold(first):
+    if span and spelled and last is None and fold(spelled) == fold(first):
         # "this is Bob, B-O-B, Campbell": the first name spelled, then the family name.
         after = re.match(rf"[,.]?\s+(?P<last>{NAME})(?![\w'])", text[span[1]:])
         if after and _ok_name(after.group("last")) and fold(after.group("last")) not in _TRADE_WORDS:

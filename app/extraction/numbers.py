@@ -157,7 +157,7 @@ def normalize_spoken_digits(text: str) -> str:
     join such chunks later. A lone ambiguous word ("un", "one", "oh", "neuf") is left alone.
     """
     text = prep(text)
-    tokens = []  # (start, end, [parts]) for number-word tokens, None for other words
+    tokens: list[tuple[int, int, list[str] | None]] = []  # (start, end, [parts]); None for other words
     for m in _WORD_TOKEN.finditer(text):
         parts = m.group(0).casefold().split("-")
         if all(_is_number_part(p) or (p in _CONNECTORS and len(parts) > 1) for p in parts):
@@ -168,27 +168,27 @@ def normalize_spoken_digits(text: str) -> str:
             tokens.append((m.start(), m.end(), None))
 
     # Group number tokens that are separated only by whitespace into runs.
-    runs: list[list[tuple[int, int, list[str]]]] = []
-    current: list[tuple[int, int, list[str]]] = []
+    runs: list[list[tuple[int, int, list[str] | None]]] = []
+    current: list[tuple[int, int, list[str] | None]] = []
     prev_end = None
     for idx, tok in enumerate(tokens):
-        start, end, parts = tok
+        start, end, tok_parts = tok
         joined = prev_end is not None and text[prev_end:start].strip() == ""
-        if parts == ["&"]:
+        if tok_parts == ["&"]:
             # "vingt et un", "one hundred and five": a connector stays inside a run only
             # between the pieces of one number, never between two numbers ("deux et trois").
             nxt = tokens[idx + 1] if idx + 1 < len(tokens) else None
             prev_parts = current[-1][2] if current and joined else None
-            nxt_ok = nxt is not None and nxt[2] not in (None, ["&"]) and text[end:nxt[0]].strip() == ""
-            if prev_parts and nxt_ok and (
-                (prev_parts[-1] in _TENS and nxt[2][0] in ("un", "onze"))
+            nxt_parts = nxt[2] if nxt is not None and nxt[2] != ["&"] and text[end:nxt[0]].strip() == "" else None
+            if prev_parts and nxt_parts and (
+                (prev_parts[-1] in _TENS and nxt_parts[0] in ("un", "onze"))
                 or (prev_parts[-1] in _HUNDRED | _THOUSAND)
             ):
                 current.append(tok)
                 prev_end = end
                 continue
-            parts = None
-        if parts is None:
+            tok_parts = None
+        if tok_parts is None:
             if current:
                 runs.append(current)
             current = []
@@ -205,7 +205,7 @@ def normalize_spoken_digits(text: str) -> str:
     pieces = []
     pos = 0
     for run in runs:
-        words = [p for _, _, parts in run for p in parts if p != "&"]
+        words = [p for _, _, parts in run for p in parts or () if p != "&"]
         if len(words) == 1 and words[0] in _AMBIGUOUS | set(_REPEAT):
             continue
         if all(w in _REPEAT or w in _CONNECTORS for w in words):

@@ -153,9 +153,8 @@ def _check_sync(db: DB, config: Conf, slug: str, sent: dict[str, list[str]], nam
         for cf in custom_fields.active_fields(db, business["id"]):
             if cf.name == name:
                 error = custom_fields.validate(cf, sent.get(name, []), normalize.clean)[1]
-    elif name == form.CONSENT_FIELD:
-        if sent.get(form.CONSENT_FIELD) != [form.CONSENT_VALUE]:
-            error = N_("Your consent is needed to send this request.")
+    elif name == form.CONSENT_FIELD and sent.get(form.CONSENT_FIELD) != [form.CONSENT_VALUE]:
+        error = N_("Your consent is needed to send this request.")
     return Template("form/_error.html", context={"name": name, "error": i18n.gettext(error) if error else None})
 
 

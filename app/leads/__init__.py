@@ -157,7 +157,7 @@ def counts_by_status(db: Database, business_id: int) -> dict[str, int]:
 
 
 def count(db: Database) -> int:
-    return db.query_one("SELECT count(*) AS n FROM leads")["n"]
+    return db.one("SELECT count(*) AS n FROM leads")["n"]
 
 
 def get(db: Database, business_id: int, lead_id: int) -> dict | None:
@@ -200,7 +200,7 @@ def _locked(conn: apsw.Connection, business_id: int, lead_id: int) -> dict:
     return rows[0]
 
 
-def set_status(db: Database, business_id: int, lead_id: int, status: str, *, user_id: int) -> dict:
+def set_status(db: Database, business_id: int, lead_id: int, status: str, *, user_id: int) -> dict | None:
     """Move a lead to another status, with its timeline event and audit entry.
     LookupError for another business's lead (the caller's 404)."""
     if status not in STATUSES:
@@ -279,7 +279,7 @@ def timeline(db: Database, business_id: int, lead_id: int) -> list[dict]:
 
 
 def latest_id(db: Database, business_id: int) -> int:
-    return db.query_one("SELECT coalesce(max(id), 0) AS m FROM leads WHERE business_id = ?", (business_id,))["m"]
+    return db.one("SELECT coalesce(max(id), 0) AS m FROM leads WHERE business_id = ?", (business_id,))["m"]
 
 
 def with_coordinates(db: Database, business_id: int, limit: int = 5000) -> list[dict]:

@@ -223,7 +223,7 @@ def remove(conn: apsw.Connection, business_id: int, field_id: int, *, actor: str
 def parse_options(text: str) -> list[dict]:
     """One option per line, "Français | English"."""
     options = []
-    for i, line in enumerate(l for l in text.splitlines() if l.strip()):
+    for i, line in enumerate(row for row in text.splitlines() if row.strip()):
         fr, _, en = line.partition("|")
         fr, en = fr.strip()[:100], (en.strip() or fr.strip())[:100]
         options.append({"value": f"o{i + 1}", "fr": fr, "en": en})

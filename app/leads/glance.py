@@ -13,8 +13,8 @@ and handed to SQL as UTC strings.
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
-from typing import Callable
+from collections.abc import Callable
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from markupsafe import Markup, escape
@@ -28,8 +28,8 @@ CHANNEL_COLOURS = {"web": "#0b5d7a", "phone": "#7a4fb5", "chat": "#b26a00"}
 def _utc_iso(value: datetime) -> str:
     """The stored form of an instant: UTC, seconds, +00:00. A naive datetime is taken as UTC."""
     if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc).isoformat(timespec="seconds")
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat(timespec="seconds")
 
 
 def _local_midnight_utc(day: date, zone: ZoneInfo) -> str:
@@ -42,7 +42,7 @@ def week_starts(tz: str, now: datetime, weeks: int = 12) -> list[date]:
     if weeks < 1:
         raise ValueError("weeks must be at least 1")
     if now.tzinfo is None:
-        now = now.replace(tzinfo=timezone.utc)
+        now = now.replace(tzinfo=UTC)
     today = now.astimezone(ZoneInfo(tz)).date()
     this_monday = today - timedelta(days=today.weekday())
     return [this_monday - timedelta(weeks=weeks - 1 - i) for i in range(weeks)]

@@ -33,7 +33,7 @@ class GeocoderClient:
     auth: str | None = None
 
     @classmethod
-    def from_config(cls, config: Config) -> "GeocoderClient":
+    def from_config(cls, config: Config) -> GeocoderClient:
         return cls(api_base=config.geocoder.api_base.rstrip("/"),
                    auth=config.provider_secret("geocoder_auth"))
 
@@ -45,13 +45,13 @@ class GeocoderClient:
         try:
             response = httpx.get(self.api_base + "/", params=params, timeout=TIMEOUT)
         except httpx.HTTPError as e:
-            raise GeocoderUnavailable(str(e) or type(e).__name__)
+            raise GeocoderUnavailable(str(e) or type(e).__name__) from e
         if response.status_code != 200:
             raise GeocoderUnavailable(f"HTTP {response.status_code}")
         try:
             payload = response.json()
         except ValueError:
-            raise GeocoderUnavailable("answer is not JSON")
+            raise GeocoderUnavailable("answer is not JSON") from None
         if "error" in payload:
             code = str(payload["error"].get("code", ""))
             if code in NOT_FOUND_CODES:
@@ -60,7 +60,7 @@ class GeocoderClient:
         try:
             lat, lng = float(payload["latt"]), float(payload["longt"])
         except (KeyError, TypeError, ValueError):
-            raise GeocoderUnavailable("answer has no coordinates")
+            raise GeocoderUnavailable("answer has no coordinates") from None
         return lat, lng
 
 

@@ -10,8 +10,8 @@ Texts never hold personal data: a link to the dashboard, which asks for sign-in.
 from __future__ import annotations
 
 import json
-from typing import cast
 from datetime import datetime, timedelta
+from typing import cast
 
 import apsw
 

@@ -36,7 +36,7 @@ class TwilioClient:
     api_base: str = "https://api.twilio.com"
 
     @classmethod
-    def from_config(cls, config: Config) -> "TwilioClient | None":
+    def from_config(cls, config: Config) -> TwilioClient | None:
         """None when Twilio is not configured: messages then wait in the outbox."""
         sid = config.twilio.account_sid
         secret = config.provider_secret("twilio_auth_token")
@@ -62,7 +62,7 @@ class TwilioClient:
         try:
             response = httpx.post(url, data=data, auth=(self.auth_user, self.auth_secret), timeout=TIMEOUT)
         except httpx.HTTPError as e:
-            raise TwilioError("network", str(e) or type(e).__name__, retryable=True)
+            raise TwilioError("network", str(e) or type(e).__name__, retryable=True) from e
         try:
             payload = response.json()
         except ValueError:

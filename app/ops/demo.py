@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import secrets
-from typing import Any
 from datetime import timedelta
+from typing import Any
 
 from app import businesses, clock, leads
 from app.config import Config

@@ -107,7 +107,7 @@ def answer_request(session: SignedIn, db: DB, request_id: FromPath[int], data: F
         privacy.answer(db, session["business_id"], request_id, data.get("answer", ""),
                        actor=f"user:{session['user_id']}")
     except LookupError:
-        raise NotFoundException()
+        raise NotFoundException() from None
     return Redirect(f"/{lang()}/app/privacy", status_code=303)
 
 

@@ -61,8 +61,8 @@ def receive(db: Database, config: Config, *, business_id: int, data: bytes, call
                          business_id=business_id, fields=["audio", "caller_id"] if caller_id else ["audio"])
     except _Duplicate:
         (config.audio_dir / name).unlink(missing_ok=True)
-        return db.query_one("SELECT id FROM voicemails WHERE business_id = ? AND external_id = ?",
-                            (business_id, external_id))["id"], False
+        return db.one("SELECT id FROM voicemails WHERE business_id = ? AND external_id = ?",
+                      (business_id, external_id))["id"], False
     except BaseException:
         (config.audio_dir / name).unlink(missing_ok=True)  # nothing half-stored
         raise

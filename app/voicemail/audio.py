@@ -52,7 +52,7 @@ def probe(data: bytes, max_seconds: float, max_bytes: int) -> Probe:
     except AudioRejected:
         raise
     except (av.FFmpegError, ValueError, IndexError):
-        raise AudioRejected(N_("This file is not an audio recording."))
+        raise AudioRejected(N_("This file is not an audio recording.")) from None
     if seconds <= 0.05:
         raise AudioRejected(N_("The recording is silent or empty."))
     return Probe(seconds=seconds, extension=extension)

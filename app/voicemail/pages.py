@@ -109,7 +109,7 @@ def voicemail_retry(session: SignedIn, db: DB, voicemail_id: FromPath[int]) -> R
     try:
         voicemail.retry(db, session["business_id"], voicemail_id, actor=f"user:{session['user_id']}")
     except LookupError:
-        raise NotFoundException()
+        raise NotFoundException() from None
     _wake(voicemail_id)
     return Redirect(f"/{lang()}/app/voicemail/{voicemail_id}", status_code=303)
 

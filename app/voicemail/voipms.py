@@ -35,7 +35,7 @@ class VoipmsClient:
     password: str
 
     @classmethod
-    def from_config(cls, config: Config) -> "VoipmsClient | None":
+    def from_config(cls, config: Config) -> VoipmsClient | None:
         password = config.provider_secret("voipms_password")
         if not (config.voipms.username and password):
             return None

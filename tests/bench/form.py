@@ -25,7 +25,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.conftest import ServerProcess  # noqa: E402
+from tests.support.app import ServerProcess  # noqa: E402
 
 
 def pct(values: list[float], p: float) -> float:

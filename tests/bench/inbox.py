@@ -17,7 +17,7 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from app import migrations
 from app.businesses import auth  # noqa: E402
 from app.db import Database, connect  # noqa: E402
-from tests.conftest import ServerProcess, write_config  # noqa: E402
+from tests.support.app import ServerProcess, write_config  # noqa: E402
 
 BUSINESSES = 1000
 FIRST = ["Hélène", "Marc", "Julie", "Éric", "Priya", "Luc", "Sophie", "Jean", "Nadia", "Pierre", "Chloé", "Omar"]
@@ -39,7 +39,7 @@ NEEDS = ["Fuite d'eau sous l'évier de la cuisine", "Chauffe-eau à remplacer", 
 
 def fill(db_path: Path, start: int, count: int, rng: random.Random) -> None:
     conn = connect(db_path)
-    base = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    base = datetime(2026, 1, 1, tzinfo=UTC)
     conn.execute("BEGIN IMMEDIATE")
     rows = []
     for i in range(start, start + count):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.conftest import ServerProcess  # noqa: E402
+from tests.support.app import ServerProcess  # noqa: E402
 
 
 def rss_mib(pid: int) -> float:

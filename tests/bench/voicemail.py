@@ -23,10 +23,9 @@ from app import config as config_mod  # noqa: E402
 from app import migrations, voicemail  # noqa: E402
 from app.db import Database  # noqa: E402
 from app.voicemail.engine import ModelEngine  # noqa: E402
-from tests.conftest import write_config  # noqa: E402
+from tests.support.app import write_config  # noqa: E402
 from tests.support.audio import speak  # noqa: E402
-from tests.support.tiny_models import tiny_models_dir  # noqa: E402
-from tests.test_voicemail_pipeline import FAST, install_models  # noqa: E402
+from tests.support.tiny_models import FAST, install_models, tiny_models_dir  # noqa: E402
 
 
 class TimedEngine(ModelEngine):

@@ -17,9 +17,11 @@ import numpy as np
 DATA = Path(__file__).parent / "data"  # multilingual.tiktoken: from openai-whisper (MIT, see its LICENSE)
 CACHE = Path(__file__).resolve().parents[1] / ".model-cache"
 VERSION = 1  # bump whenever what the make_* functions write changes
+# Settings that make the tiny whisper model quick: one beam, no temperature fallback.
+FAST = {"CAPTEO_MODELS_WHISPER_BEAM_SIZE": "1", "CAPTEO_MODELS_WHISPER_TEMPERATURE_FALLBACK": "false"}
 
 # Whisper's language tokens, in the order of whisper/tokenizer.py LANGUAGES (99: "yue" is large-v3 only).
-WHISPER_LANGUAGES = (
+WHISPER_LANGUAGES = (  # noqa: SIM905 -- reads like whisper's own list
     "en zh de es ru ko fr ja pt tr pl ca nl ar sv it id hi fi vi he uk el ms cs ro da hu ta no th ur "
     "hr bg lt la mi ml cy sk te fa lv bn sr az sl kn et mk br eu is hy ne mn bs kk sq sw gl mr pa si "
     "km sn yo so af oc ka be tg sd gu am yi lo uz fo ht ps tk nn mt sa lb my bo tl mg as tt haw ln ha "
@@ -146,7 +148,8 @@ def make_tiny_whisper(dest: Path) -> Path:
     spec.save(str(dest))
     tokenizer.save(str(dest / "tokenizer.json"))
     (dest / "preprocessor_config.json").write_text(
-        json.dumps({"feature_size": n_mels, "sampling_rate": 16000, "hop_length": 160, "chunk_length": 30, "n_fft": 400})
+        json.dumps({"feature_size": n_mels, "sampling_rate": 16000, "hop_length": 160, "chunk_length": 30,
+                    "n_fft": 400})
     )
     return dest
 
@@ -238,3 +241,9 @@ def tiny_models_dir() -> Path:
     finally:
         shutil.rmtree(build, ignore_errors=True)
     return final
+
+
+def install_models(config, tiny: Path) -> None:
+    """Put the tiny models where `config` expects the real ones."""
+    shutil.copytree(tiny / "whisper", config.models_dir / "whisper-small", dirs_exist_ok=True)
+    shutil.copy(tiny / "tiny.gguf", config.models_dir / config.models.llm_file)
