@@ -171,15 +171,15 @@ def _timezones() -> list[str]:
 
 
 @get("/app/settings", name="settings", sync_to_thread=True, guards=[http.owner])
-def settings_page(session: SignedIn, db: DB, saved: FromQuery[str | None] = None) -> Template:
+def settings_page(session: SignedIn, db: DB, config: Conf, saved: FromQuery[str | None] = None) -> Template:
     business = businesses.get(db, session["business_id"])
     return Template("businesses/settings.html", context={
         "session": session, "values": _form_values(business), "errors": {}, "saved": saved == "1",
-        "timezones": _timezones(), "days": hours.DAYS, "business": business})
+        "timezones": _timezones(), "days": hours.DAYS, "business": business, "public_url": config.public_url})
 
 
 @post("/app/settings", name="settings_save", sync_to_thread=True, status_code=200, guards=[http.owner])
-def settings_save(session: SignedIn, db: DB, data: Form) -> Template | Redirect:
+def settings_save(session: SignedIn, db: DB, config: Conf, data: Form) -> Template | Redirect:
     values, errors = _validate(data)
     if not errors:
         try:
@@ -190,7 +190,7 @@ def settings_save(session: SignedIn, db: DB, data: Form) -> Template | Redirect:
         return Template("businesses/settings.html", status_code=422, context={
             "session": session, "values": data, "errors": {k: i18n.gettext(v) for k, v in errors.items()},
             "saved": False, "timezones": _timezones(), "days": hours.DAYS,
-            "business": businesses.get(db, session["business_id"])})
+            "business": businesses.get(db, session["business_id"]), "public_url": config.public_url})
     return Redirect(f"/{lang()}/app/settings?saved=1", status_code=303)
 
 
