@@ -39,22 +39,29 @@ def _load(args: argparse.Namespace) -> config_mod.Config:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from app.http_limits import AccessLog, h11_with_header_timeout
     from app.web import create_app
 
     config = _load(args)
     app = create_app(config, run_worker=not args.no_worker)
     server = uvicorn.Server(
         uvicorn.Config(
-            app,
+            # Our own access log: uvicorn's writes the query string and the client's address.
+            AccessLog(app),
+            access_log=False,
             host=config.server.host,
             port=config.server.port,
             log_level="info",
             proxy_headers=False,
             server_header=False,
+            # h11 with a deadline on request headers (the body's is in the app: http_limits).
+            http=h11_with_header_timeout(config.server.request_timeout),
             # In-flight requests get this long; the worker's own timeout follows.
             timeout_graceful_shutdown=10,
         )
     )
+    if warning := _proxy_warning(config):
+        print(f"warning: {warning}", flush=True)
     # uvicorn re-raises the stop signal once it has shut down cleanly; with these
     # handlers in place that ends the process with exit code 0, not "killed by SIGTERM".
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -65,13 +72,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _proxy_warning(config: config_mod.Config) -> str | None:
+    """An https public address means a proxy or tunnel terminates TLS in front of us: without
+    `trust_proxy_header`, every client then has the proxy's address and shares its limits."""
+    if config.server.trust_proxy_header or not config.public_url.startswith("https://"):
+        return None
+    return ("public_url is https, so a proxy or tunnel sits in front, but [server] trust_proxy_header "
+            "is empty: every client has the proxy's address and shares one sign-in and form limit. "
+            'Set trust_proxy_header = "CF-Connecting-IP" behind Cloudflare, "X-Forwarded-For" behind '
+            "nginx or Caddy (the address the proxy appends is used)")
+
+
 def _prepare(config: config_mod.Config):
-    from app import migrations
+    from app import audit, migrations
     from app.db import Database
 
     config.ensure_dirs()
     migrations.apply(config.db_path)
-    return Database(config.db_path)
+    config.secret("audit")
+    db = Database(config.db_path)
+    audit.start(db.reader())
+    return db
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -197,7 +218,10 @@ def cmd_incident_list(args: argparse.Namespace) -> int:
         serious = "SERIOUS" if row["serious_injury_risk"] else "not serious"
         print(f"#{row['id']} recorded {row['recorded_at']} · occurred {row['occurred']} · {serious} · "
               f"{row['persons_concerned']} person(s) · {row['circumstances'][:60]}")
-    print(f"read-only page: {config.public_url}/fr/operator/incidents?key={config.secret('operator')}")
+    # The key is typed into the page (or sent as a header), never put in the address:
+    # proxies, access logs and browser history keep addresses.
+    print(f"read-only page: {config.public_url}/fr/operator/incidents (enter the operator key there)")
+    print(f"operator key: {config.secret('operator')}")
     return 0
 
 
@@ -291,6 +315,8 @@ def cmd_check(args: argparse.Namespace) -> int:
                         "CAPTEO_SECRET_TWILIO_AUTH_TOKEN): SMS stay in the outbox, shown as not sent"))
     print("geocoder.ca: " + ("with auth token" if config.provider_secret("geocoder_auth") else
                              "no auth token (CAPTEO_SECRET_GEOCODER_AUTH): throttled, lookups retried later"))
+    if warning := _proxy_warning(config):
+        print(f"  WARNING: {warning}")
     print(f"{problems} thing(s) missing" if problems else "nothing missing")
     return 1 if problems else 0
 

@@ -1,9 +1,19 @@
 """The audit log: who viewed, changed, exported, anonymized or deleted personal data.
 
-Append-only twice over: SQLite triggers refuse UPDATE and DELETE, and each entry
-carries a SHA-256 hash of its content and of the previous entry's hash, so an edit
-made behind SQLite's back (a raw file edit, a restored old page) breaks the chain
-and `verify()` names the first entry that no longer matches.
+Append-only three times over:
+- SQLite triggers refuse UPDATE and DELETE;
+- each entry carries an HMAC-SHA256, under the audit key, of its content and of the
+  previous entry's, so an edit made behind SQLite's back (a raw file edit, a restored
+  old page) breaks the chain, and without the key nobody can forge a new one;
+- the chain's head (last entry and its MAC) is kept outside the table, in
+  `<data dir>/audit-head.json` (itself signed with the key), and written to the
+  service's journal by the daily check, so deleting the last entries — the one edit a
+  chain alone cannot see — shows as entries missing after the recorded head.
+
+The key is `CAPTEO_SECRET_AUDIT_FILE` (keep it outside the data directory: whoever
+holds both could rewrite the log) or else `data/secrets/audit`. Entries written
+before keys existed carry a plain SHA-256 (no "k1:" prefix) and stay verifiable;
+once a keyed entry exists, an unkeyed one after it is a forgery.
 
 Entries hold the *names* of the fields touched, never their values: the log is
 kept forever and must not become a copy of the personal data it watches.
@@ -12,23 +22,57 @@ kept forever and must not become a copy of the personal data it watches.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import logging
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import apsw
 
+from app.config import find_secret
+from app.db import after_commit
+
 GENESIS = "0" * 64
+KEYED = "k1:"
+log = logging.getLogger("capteo.audit")
+
+
+HEAD_FILE = "audit-head.json"
+_keys: dict[str, bytes] = {}
+
+
+def _data_dir(conn: apsw.Connection) -> Path:
+    return Path(conn.filename).parent
+
+
+def key_for(conn: apsw.Connection) -> bytes | None:
+    """The audit key of the data directory `conn` belongs to (None before the service
+    first made one: such entries are plain SHA-256, and verify as such)."""
+    directory = str(_data_dir(conn))
+    if directory not in _keys:
+        found = find_secret(Path(directory), "audit")
+        if found is None:
+            return None
+        _keys[directory] = found.encode()
+    return _keys[directory]
+
+
+def head_path(conn: apsw.Connection) -> Path:
+    return _data_dir(conn) / HEAD_FILE
 
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
-def _digest(row: dict) -> str:
+def _digest(row: dict, key: bytes | None) -> str:
+    """The entry's chain value: HMAC-SHA256 under the key ("k1:…"), or a plain SHA-256
+    for entries written before keys (and by a process given none)."""
     payload = json.dumps(
         [
             row["id"],
@@ -44,6 +88,8 @@ def _digest(row: dict) -> str:
         ensure_ascii=False,
         separators=(",", ":"),
     )
+    if key is not None:
+        return KEYED + hmac.new(key, payload.encode("utf-8"), hashlib.sha256).hexdigest()
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
@@ -75,7 +121,8 @@ def record(
         "fields": json.dumps(sorted(set(fields))),
         "prev_hash": last["hash"] if last else GENESIS,
     }
-    row["hash"] = _digest(row)
+    key = key_for(conn)
+    row["hash"] = _digest(row, key)
     conn.execute(
         """INSERT INTO audit_log (id, at, actor, business_id, action, entity, entity_id,
                                   fields, prev_hash, hash)
@@ -83,6 +130,9 @@ def record(
                    :fields, :prev_hash, :hash)""",
         row,
     )
+    if key is not None:
+        # After the commit only: a head naming an entry that was rolled back would read as a lost tail.
+        after_commit(conn, "audit.head", lambda: save_head(conn))
     return row["id"]
 
 
@@ -95,32 +145,100 @@ class Verification:
 
 
 def verify(conn: apsw.Connection) -> Verification:
-    """Walk the whole chain in order; stop at the first entry that does not match."""
+    """Walk the whole chain in order; stop at the first entry that does not match.
+    Then check that the chain reaches the head recorded outside the table."""
+    key = key_for(conn)
     prev = GENESIS
     expected_id = 1
     checked = 0
+    keyed_seen = False
+    hashes: dict[int, str] = {}
     for row in conn.execute("SELECT * FROM audit_log ORDER BY id"):
         if row["id"] != expected_id:
             return Verification(False, checked, expected_id, "entry missing")
         if row["prev_hash"] != prev:
             return Verification(False, checked, row["id"], "does not chain to the previous entry")
-        if _digest(row) != row["hash"]:
+        keyed = row["hash"].startswith(KEYED)
+        if keyed and key is None:
+            return Verification(False, checked, row["id"], "signed entry, and no audit key to check it")
+        if keyed_seen and not keyed:
+            return Verification(False, checked, row["id"], "unsigned entry after signed ones")
+        if _digest(row, key if keyed else None) != row["hash"]:
             return Verification(False, checked, row["id"], "content does not match its hash")
+        keyed_seen = keyed_seen or keyed
         prev = row["hash"]
+        hashes[row["id"]] = row["hash"]
         expected_id += 1
         checked += 1
+    if key is not None and checked:
+        head = read_head(head_path(conn), key)
+        if head is None:
+            return Verification(False, checked, None, f"the recorded head ({HEAD_FILE}) is missing or forged")
+        if head is not None and head["id"] > checked:
+            return Verification(False, checked, checked + 1,
+                                f"entries {checked + 1} to {head['id']} are missing (the head recorded entry "
+                                f"{head['id']})")
+        if head is not None and head["id"] and hashes.get(head["id"]) != head["hash"]:
+            return Verification(False, checked, head["id"], "does not match the recorded head")
     return Verification(True, checked)
 
+
+def _head_mac(key: bytes, entry_id: int, entry_hash: str) -> str:
+    return hmac.new(key, f"head:{entry_id}:{entry_hash}".encode(), hashlib.sha256).hexdigest()
+
+
+def read_head(path: Path, key: bytes) -> dict | None:
+    """The recorded head, or None when it is missing or its MAC is wrong."""
+    try:
+        head = json.loads(path.read_text())
+        if hmac.compare_digest(head["mac"], _head_mac(key, int(head["id"]), str(head["hash"]))):
+            return {"id": int(head["id"]), "hash": str(head["hash"])}
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return None
+
+
+def save_head(conn: apsw.Connection) -> dict | None:
+    """Record the chain's last entry outside the table (atomically). Never moves the
+    head backwards: a table that lost its tail keeps pointing at what it lost."""
+    key, path = key_for(conn), head_path(conn)
+    if key is None:
+        return None
+    rows = list(conn.execute("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1"))
+    if not rows:
+        return None
+    last = {"id": rows[0]["id"], "hash": rows[0]["hash"]}
+    current = read_head(path, key)
+    if current is not None and current["id"] >= last["id"]:
+        return current
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({**last, "mac": _head_mac(key, last["id"], last["hash"])}))
+    os.replace(tmp, path)
+    return last
+
+
+def start(conn: apsw.Connection) -> None:
+    """At start-up, once the audit key exists: a chain with no recorded head yet (its
+    entries all from before keys) gets one now, so that from here on a lost tail shows."""
+    key = key_for(conn)
+    if key is None or read_head(head_path(conn), key) is not None:
+        return
+    if not list(conn.execute("SELECT 1 FROM audit_log WHERE hash LIKE 'k1:%' LIMIT 1")):
+        save_head(conn)
 
 
 def check_chain(conn: apsw.Connection) -> bool:
     """The operator's daily check, also run by the service itself: a broken chain is
-    logged as an error (and `run.py audit verify` names the entry)."""
+    logged as an error (and `run.py audit verify` names the entry); an intact one
+    writes its head to the journal, the operator's copy outside the data directory."""
     result = verify(conn)
     if not result.ok:
-        logging.getLogger("capteo.audit").error(
-            "audit log chain BROKEN at entry %s: %s", result.first_broken_id, result.reason)
-    return result.ok
+        log.error("audit log chain BROKEN at entry %s: %s", result.first_broken_id, result.reason)
+        return False
+    head = save_head(conn)
+    if head is not None:
+        log.info("audit log intact: %s entries, head %s %s", result.checked, head["id"], head["hash"])
+    return True
 
 
 def entries(conn: apsw.Connection, business_id: int, *, entity_id: str | None = None, actor: str | None = None,

@@ -72,6 +72,8 @@ class Server:
     port: int = _key(8000, _port)
     public_url: str = _key("", _http_url)
     trust_proxy_header: str = _key("")
+    max_body_bytes: int = _key(65536, _positive)
+    request_timeout: float = _key(20.0, _positive)
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,7 @@ class Models:
 class Voicemail:
     max_seconds: int = _key(300, _positive)
     max_bytes: int = _key(25_000_000, _positive)
+    upload_timeout: float = _key(300.0, _positive)
     max_attempts: int = _key(5, _positive)
 
 
@@ -289,13 +292,7 @@ class Config:
         return None
 
     def _read_secret_file(self, env: str) -> str:
-        try:
-            value = Path(os.environ[env + "_FILE"]).read_text().strip()
-        except OSError as e:
-            raise ConfigError(f"{env}_FILE: cannot read {os.environ[env + '_FILE']}: {e.strerror}") from e
-        if not value:
-            raise ConfigError(f"{env}_FILE: {os.environ[env + '_FILE']} is empty")
-        return value
+        return _read_secret_file(env)
 
     def secret(self, name: str, nbytes: int = 32) -> str:
         """A secret from `CAPTEO_SECRET_<NAME>`, `CAPTEO_SECRET_<NAME>_FILE`, or
@@ -316,6 +313,28 @@ class Config:
         with os.fdopen(fd, "w") as f:
             f.write(value + "\n")
         return value
+
+
+def _read_secret_file(env: str) -> str:
+    try:
+        value = Path(os.environ[env + "_FILE"]).read_text().strip()
+    except OSError as e:
+        raise ConfigError(f"{env}_FILE: cannot read {os.environ[env + '_FILE']}: {e.strerror}") from e
+    if not value:
+        raise ConfigError(f"{env}_FILE: {os.environ[env + '_FILE']} is empty")
+    return value
+
+
+def find_secret(data_dir: Path, name: str) -> str | None:
+    """A secret already provided (environment) or generated into `data_dir/secrets/`,
+    for code that has the data directory but not the configuration; never generates one."""
+    env = f"CAPTEO_SECRET_{name.upper()}"
+    if os.environ.get(env):
+        return os.environ[env]
+    if os.environ.get(env + "_FILE"):
+        return _read_secret_file(env)
+    path = data_dir / "secrets" / name
+    return path.read_text().strip() if path.exists() else None
 
 
 def load(path: str | os.PathLike | None = None, env: Mapping[str, str] | None = None) -> Config:

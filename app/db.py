@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -62,6 +62,17 @@ def _use_wal(conn: apsw.Connection) -> None:
             time.sleep(0.01)
 
 
+# Work that must follow a transaction's commit, never precede it (a file written or
+# deleted to match rows), by the writing connection; dropped on rollback.
+_AFTER_COMMIT: dict[int, dict[str, Callable[[], object]]] = {}
+
+
+def after_commit(conn: apsw.Connection, key: str, fn: Callable[[], object]) -> None:
+    """Run `fn` once the write transaction open on `conn` has committed (not at all if
+    it rolls back); one `fn` per `key` per transaction. Runs under the writer's lock."""
+    _AFTER_COMMIT.setdefault(id(conn), {})[key] = fn
+
+
 class Database:
     """Connections to one SQLite file: thread-local readers, one serialized writer."""
 
@@ -90,10 +101,14 @@ class Database:
                 try:
                     yield conn
                 except BaseException:
+                    _AFTER_COMMIT.pop(id(conn), None)
                     conn.execute("ROLLBACK")
                     raise
                 else:
-                    conn.execute("COMMIT")
+                    callbacks = _AFTER_COMMIT.pop(id(conn), {})
+                    conn.execute("COMMIT")  # if this raises, the callbacks are dropped with the transaction
+                    for fn in callbacks.values():
+                        fn()
             else:
                 yield conn
 

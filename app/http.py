@@ -20,7 +20,7 @@ from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.enums import RequestEncodingType
-from litestar.exceptions import HTTPException, NotFoundException
+from litestar.exceptions import ClientException, HTTPException, NotFoundException
 from litestar.handlers import BaseRouteHandler
 from litestar.params import Body
 from litestar.response import Redirect, Template
@@ -122,6 +122,17 @@ async def language(connection: ASGIConnection, _: BaseRouteHandler) -> None:
     i18n.current_language.set(value)
 
 
+# SQLite's integers: a larger id in a URL names nothing (and would overflow the driver).
+MAX_ID = 2**63 - 1
+
+
+async def ids_in_range(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+    """An id in the path that no row can have answers 404, like any id that is not yours."""
+    for value in connection.path_params.values():
+        if isinstance(value, int) and not 0 <= value <= MAX_ID:
+            raise NotFoundException()
+
+
 def _resolve_session(connection: ASGIConnection) -> dict:
     state = connection.app.state
     if state.config.auth.mode == "cloudflare":
@@ -202,12 +213,20 @@ Routes = list[ControllerRouterHandler]
 
 def localized(*handlers: Any, guards: list | None = None) -> Router:
     """Routes under `/{lang}/…` (public pages)."""
-    return Router(path="/{lang:str}", route_handlers=list(handlers), guards=[language, *(guards or [])])
+    return Router(path="/{lang:str}", route_handlers=list(handlers),
+                  guards=[language, ids_in_range, *(guards or [])])
 
 
 def dashboard(*handlers: Any) -> Router:
     """Routes under `/{lang}/…` that need a signed-in person (owner-only ones add `owner`)."""
     return localized(*handlers, guards=[signed_in, password_current])
+
+
+async def refuse_control_characters(request: Request) -> None:
+    """Every route: a path carrying a NUL or another control character names no page
+    and no file (and would reach the file system as an error): a 400."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in request.url.path):
+        raise ClientException(status_code=400)
 
 
 # ---- error pages -------------------------------------------------------------------------------

@@ -400,6 +400,49 @@ def m008_voicemail_pipeline(conn: apsw.Connection) -> None:
     )
 
 
+@migration
+def m009_invitations(conn: apsw.Connection) -> None:
+    _run(
+        conn,
+        # Someone who already has an account joins another business only by accepting an
+        # invitation: adding their email never moves or demotes them. `user_id` is the account
+        # made for the invitation when the email had none (it joins at its first sign-in).
+        """CREATE TABLE invitations (
+            id INTEGER PRIMARY KEY,
+            business_id INTEGER NOT NULL REFERENCES businesses(id),
+            email TEXT NOT NULL COLLATE NOCASE,
+            role TEXT NOT NULL DEFAULT 'member' CHECK (role IN ('owner', 'member')),
+            token_hash TEXT NOT NULL,
+            user_id INTEGER REFERENCES users(id),
+            created_by INTEGER REFERENCES users(id),
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            accepted_at TEXT,
+            declined_at TEXT,
+            cancelled_at TEXT
+        )""",
+        "CREATE INDEX invitations_email ON invitations(email, expires_at)",
+        "CREATE INDEX invitations_business ON invitations(business_id, created_at)",
+        # Cloudflare Access mode has no session rows: the business a person last switched to.
+        "ALTER TABLE users ADD COLUMN current_business_id INTEGER REFERENCES businesses(id)",
+    )
+
+
+@migration
+def m010_previous_slugs(conn: apsw.Connection) -> None:
+    _run(
+        conn,
+        # A form address a business used before stays its own (it redirects), so no other
+        # business can claim it and receive requests sent to a link still out there.
+        """CREATE TABLE previous_slugs (
+            slug TEXT PRIMARY KEY,
+            business_id INTEGER NOT NULL REFERENCES businesses(id),
+            retired_at TEXT NOT NULL
+        )""",
+        "CREATE INDEX previous_slugs_business ON previous_slugs(business_id)",
+    )
+
+
 def apply(db_path: str | Path) -> list[str]:
     """Apply pending migrations, in order; returns the names applied (empty when up
     to date). Safe to run from two processes at once: each migration is applied by one.

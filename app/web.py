@@ -15,7 +15,7 @@ from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
 import jobs
-from app import http, i18n, migrations
+from app import audit, http, http_limits, i18n, migrations
 from app.appointments import pages as appointment_pages
 from app.businesses import pages as business_pages
 from app.businesses.ratelimit import Limits
@@ -37,6 +37,8 @@ def create_app(config: Config, *, run_worker: bool = True) -> Litestar:
 
     async def on_startup(app: Litestar) -> None:
         migrations.apply(config.db_path)
+        config.secret("audit")  # made on first start; entries are signed with it from then on
+        audit.start(db.reader())
         demo.ensure(db, config)
         jobs.configure(config, db)
         if run_worker:
@@ -80,14 +82,20 @@ def create_app(config: Config, *, run_worker: bool = True) -> Litestar:
         dependencies=http.DEPENDENCIES,
         csrf_config=csrf,
         before_send=[http.before_send],
+        before_request=http.refuse_control_characters,
         exception_handlers=http.EXCEPTION_HANDLERS,
         on_startup=[on_startup],
         on_shutdown=[on_shutdown],
         openapi_config=None,
-        # Voicemail uploads are the largest bodies; everything else is far smaller.
-        request_max_body_size=config.voicemail.max_bytes + 1_000_000,
+        # Small bodies everywhere; the two voicemail uploads get theirs below (size_uploads).
+        request_max_body_size=config.server.max_body_bytes,
+        multipart_form_part_limit=http_limits.MAX_FORM_FIELDS,
         debug=False,
     )
+    # The multipart envelope of an upload is well under 1 MB.
+    http_limits.size_uploads(app, config.voicemail.max_bytes + 1_000_000)
+    # Outside every route, so that error pages and unmatched routes are bounded too.
+    app.asgi_handler = http_limits.RequestLimits(app.asgi_handler, config)
     app.state.config = config
     app.state.db = db
     app.state.worker = None

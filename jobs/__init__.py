@@ -17,7 +17,18 @@ from huey.consumer import Consumer
 from app.config import Config
 from app.db import Database
 
+# Results stay on (store_none off): only a task that returns something stores a row, and only
+# the heartbeat does (its id is what /healthz hands out); see jobs.system.heartbeat.
 huey = SqliteHuey("capteo", immediate=True)
+
+# Higher runs first: SqliteHuey dequeues by priority, then in order of arrival. A worker
+# proves it is alive, an owner hears of a new lead and a voicemail is read even with
+# thousands of geocoding tasks queued behind them.
+PRIORITY_HEARTBEAT = 100
+PRIORITY_SMS = 90
+PRIORITY_VOICEMAIL = 80
+PRIORITY_UPKEEP = 20  # retention, audit: due within the hour, never urgent
+PRIORITY_BULK = 0  # geocoding
 
 
 class _Context:

@@ -10,17 +10,20 @@ from huey import crontab
 
 from app.messaging import geocoding, outbox
 from app.messaging.twilio import TwilioClient
-from jobs import context, huey
+from jobs import PRIORITY_BULK, PRIORITY_SMS, context, huey
+
+# The tasks return nothing: the outcome is in capteo.db, and a returned value would be a
+# row in queue.db that nobody reads.
 
 
-@huey.task()
-def send_sms(message_id: int) -> str:
-    return outbox.send(context.db, TwilioClient.from_config(context.config), message_id)
+@huey.task(priority=PRIORITY_SMS)
+def send_sms(message_id: int) -> None:
+    outbox.send(context.db, TwilioClient.from_config(context.config), message_id)
 
 
-@huey.task()
-def geocode(lead_id: int) -> str:
-    return geocoding.geocode_lead(context.db, geocoding.GeocoderClient.from_config(context.config), lead_id)
+@huey.task(priority=PRIORITY_BULK)
+def geocode(lead_id: int) -> None:
+    geocoding.geocode_lead(context.db, geocoding.GeocoderClient.from_config(context.config), lead_id)
 
 
 def wake_lead(lead_id: int) -> None:
@@ -32,7 +35,7 @@ def wake_lead(lead_id: int) -> None:
         geocode(lead_id)
 
 
-@huey.periodic_task(crontab(minute="*"))
+@huey.periodic_task(crontab(minute="*"), priority=PRIORITY_SMS)
 def sweep_outbox() -> int:
     if TwilioClient.from_config(context.config) is None:
         return 0  # not configured: messages wait, visible as "not sent"
@@ -42,7 +45,7 @@ def sweep_outbox() -> int:
     return len(ids)
 
 
-@huey.periodic_task(crontab(minute="*/5"))
+@huey.periodic_task(crontab(minute="*/5"), priority=PRIORITY_BULK)
 def sweep_geocoding() -> int:
     ids = geocoding.pending(context.db)
     for lead_id in ids:

@@ -7,7 +7,7 @@ from huey import crontab
 from app import voicemail
 from app.voicemail import voipms
 from app.voicemail.engine import ModelEngine
-from jobs import context, huey, intake
+from jobs import PRIORITY_VOICEMAIL, context, huey, intake
 
 _engine: ModelEngine | None = None
 
@@ -20,16 +20,15 @@ def engine() -> ModelEngine:
     return _engine
 
 
-@huey.task()
-def process(voicemail_id: int) -> str:
+@huey.task(priority=PRIORITY_VOICEMAIL)
+def process(voicemail_id: int) -> None:
     result = voicemail.process(context.db, context.config, engine(), voicemail_id, context.config.public_url)
     lead_id = voicemail.lead_id_of(context.db, voicemail_id)
     if result.state == "lead_created" and lead_id is not None:
         intake.wake_lead(lead_id)
-    return result.state
 
 
-@huey.periodic_task(crontab(minute="*"))
+@huey.periodic_task(crontab(minute="*"), priority=PRIORITY_VOICEMAIL)
 def sweep_voicemail() -> int:
     """Wake what is due or stuck; a voicemail waiting for the speech model is woken
     as soon as the model is on disk."""
@@ -39,7 +38,7 @@ def sweep_voicemail() -> int:
     return len(ids)
 
 
-@huey.periodic_task(crontab(minute="*/2"))
+@huey.periodic_task(crontab(minute="*/2"), priority=PRIORITY_VOICEMAIL)
 def poll_voipms() -> int:
     client = voipms.VoipmsClient.from_config(context.config)
     if client is None:

@@ -23,10 +23,14 @@ from tests.support.app import csrf_token, write_config
 
 # Routes under /{lang}/app reachable without signing in, and why.
 PUBLIC_APP_ROUTES = {"/{lang:str}/app": "a redirect to the inbox, which itself asks for sign-in"}
-OWNER_ONLY = re.compile(r"^/\{lang:str\}/app/(settings|audit)")  # settings/pbx-token included
+OWNER_ONLY = re.compile(r"^/\{lang:str\}/app/(settings|audit"  # settings/pbx-token included
+                        r"|privacy/(export|erase|withdraw)$)")  # a person's whole file, out or destroyed
 # Every path parameter a dashboard route may have, and which of business A's objects fills it.
 PARAMS = {"lead_id": "lead", "appointment_id": "appointment", "field_id": "field", "user_id": "member2",
-          "request_id": "privacy_request", "voicemail_id": "voicemail"}
+          "request_id": "privacy_request", "voicemail_id": "voicemail", "invitation_id": "invitation"}
+# An invitation a person received is theirs, not their business's: each opens one addressed to
+# them (business B invites them); anyone else, the outsider included, gets 404 on it.
+RECEIVED = re.compile(r"^/\{lang:str\}/app/invitations/")
 
 
 def dashboard_routes(app) -> list[tuple[str, str]]:
@@ -75,6 +79,11 @@ def template_dir(tmp_path_factory, migrated_db):
     ids["privacy_request"] = privacy.register_request(db, business_id=a, kind="access", person="Alice",
                                                       contact="alice@example.com", details="", source="public",
                                                       actor="t")
+    businesses.invite(db, a, "newcomer@example.test", inviter_id=ids["owner"])
+    for who in ("owner", "member"):
+        businesses.invite(db, b, f"{who}@a.test", inviter_id=ids["outsider"])
+        ids[f"received_{who}"] = db.one("SELECT id FROM invitations WHERE email = ?", (f"{who}@a.test",))["id"]
+    ids["invitation"] = db.one("SELECT id FROM invitations WHERE email = 'newcomer@example.test'")["id"]
     db.close()
     return d, ids
 
@@ -99,9 +108,12 @@ def _as(client, db, ids, who: str | None) -> dict:
     return {"headers": headers, "token": token}
 
 
-def _url(path: str, ids: dict) -> str:
+def _url(path: str, ids: dict, who: str | None = None) -> str:
     url = path.replace("{lang:str}", "fr")
-    for name, key in PARAMS.items():
+    params = dict(PARAMS)
+    if RECEIVED.match(path):
+        params["invitation_id"] = f"received_{who if who in ('owner', 'member') else 'member'}"
+    for name, key in params.items():
         url = url.replace("{" + name + ":int}", str(ids[key]))
     return url
 
@@ -146,7 +158,7 @@ def test_another_business_gets_404_on_this_business_objects(world, method, path)
 @pytest.mark.parametrize("method, path", ROUTES)
 def test_member_is_allowed_except_owner_pages(world, method, path):
     _app, client, ids, db = world
-    r = _call(client, method, _url(path, ids), _as(client, db, ids, "member"))
+    r = _call(client, method, _url(path, ids, "member"), _as(client, db, ids, "member"))
     if OWNER_ONLY.match(path):
         assert r.status_code == 403 and "Réservé au propriétaire" in r.text
     else:
@@ -156,7 +168,7 @@ def test_member_is_allowed_except_owner_pages(world, method, path):
 @pytest.mark.parametrize("method, path", ROUTES)
 def test_owner_is_allowed_everywhere(world, method, path):
     _app, client, ids, db = world
-    r = _call(client, method, _url(path, ids), _as(client, db, ids, "owner"))
+    r = _call(client, method, _url(path, ids, "owner"), _as(client, db, ids, "owner"))
     assert r.status_code in (200, 204, 303, 409, 422), (r.status_code, r.text[:300])
 
 

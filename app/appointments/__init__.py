@@ -16,6 +16,8 @@ from app.db import Database
 from app.messaging import outbox
 
 MIN_DURATION, MAX_DURATION = 15, 8 * 60
+# The years a booking or a calendar page may be in: wide enough for any business, far from datetime's limits.
+FIRST_YEAR, LAST_YEAR = 2000, 2100
 
 
 class AppointmentError(ValueError):
@@ -34,6 +36,8 @@ class Slot:
             start = datetime.fromisoformat(f"{day}T{at}").replace(tzinfo=ZoneInfo(tz))
         except ValueError:
             raise AppointmentError(i18n.N_("Enter a date and a time.")) from None
+        if not FIRST_YEAR <= start.year <= LAST_YEAR:  # 9999-12-31 23:59 + 1 h overflows
+            raise AppointmentError(i18n.N_("Enter a date and a time."))
         if not MIN_DURATION <= minutes <= MAX_DURATION:
             raise AppointmentError(i18n.N_("The duration must be between 15 minutes and 8 hours."))
         start = start.astimezone(UTC)

@@ -95,10 +95,13 @@ def appointment_cancel(request: Request, session: SignedIn, db: DB,
 @get("/app/calendar", name="calendar", sync_to_thread=True)
 def calendar(session: SignedIn, db: DB, config: Conf, week: FromQuery[str | None] = None) -> Template:
     tz = ZoneInfo(session["timezone"])
+    today = clock.now().astimezone(tz).date()
     try:
-        day = date.fromisoformat(week) if week else clock.now().astimezone(tz).date()
+        day = date.fromisoformat(week) if week else today
     except ValueError:
-        day = clock.now().astimezone(tz).date()
+        day = today
+    if not appointments.FIRST_YEAR <= day.year <= appointments.LAST_YEAR:
+        day = today
     monday = day - timedelta(days=day.weekday())
     rows = appointments.week(db, session["business_id"], monday, session["timezone"])
     days = []

@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import re
 import secrets
+from datetime import timedelta
 
 import apsw
 from argon2 import Parameters, PasswordHasher
@@ -58,7 +59,7 @@ def create_business(
         )
     if not name.strip():
         raise BusinessError("the business name is empty")
-    if any(True for _ in conn.execute("SELECT 1 FROM businesses WHERE slug = ?", (slug,))):
+    if slug_taken(conn, slug):
         raise BusinessError(f"slug {slug!r} is already taken")
     conn.execute(
         "INSERT INTO businesses (slug, name, timezone, language, created_at) VALUES (?, ?, ?, ?, ?)",
@@ -81,7 +82,9 @@ def add_user(
     language: str = "fr",
     actor: str = "operator",
 ) -> int:
-    """Create the user if needed and give them `role` in the business."""
+    """Create the user if needed and give them `role` in the business (the operator's CLI,
+    the demo). A membership that exists is never changed: a second call with another role
+    is refused, so no one is demoted or promoted by being added again."""
     email = email.strip()
     if not EMAIL_RE.match(email):
         raise BusinessError(f"{email!r} is not an email address")
@@ -96,10 +99,14 @@ def add_user(
             (email, name, _hasher.hash(password), language, clock.now_iso()),
         )
         user_id = conn.last_insert_rowid()
-    conn.execute(
-        "INSERT OR REPLACE INTO memberships (business_id, user_id, role) VALUES (?, ?, ?)",
-        (business_id, user_id, role),
-    )
+    held = list(conn.execute("SELECT role FROM memberships WHERE business_id = ? AND user_id = ?",
+                             (business_id, user_id)))
+    if held:
+        if held[0]["role"] != role:
+            raise BusinessError(f"{email!r} is already {held[0]['role']} of this business")
+        return user_id
+    conn.execute("INSERT INTO memberships (business_id, user_id, role) VALUES (?, ?, ?)",
+                 (business_id, user_id, role))
     audit.record(conn, actor=actor, action="membership.create", entity="user",
                  entity_id=user_id, business_id=business_id, fields=["email", "role"])
     return user_id
@@ -130,6 +137,15 @@ def any_in(conn: apsw.Connection) -> bool:
     return any(True for _ in conn.execute("SELECT 1 FROM businesses LIMIT 1"))
 
 
+def slug_taken(conn: apsw.Connection, slug: str, business_id: int | None = None) -> bool:
+    """Whether a business other than `business_id` has this form address, or had it: an
+    old address stays its business's (it redirects there), never another's to claim."""
+    return any(True for _ in conn.execute(
+        """SELECT 1 FROM businesses WHERE slug = ?1 AND id IS NOT ?2
+           UNION ALL SELECT 1 FROM previous_slugs WHERE slug = ?1 AND business_id IS NOT ?2""",
+        (slug, business_id)))
+
+
 def id_for_slug(conn: apsw.Connection, slug: str) -> int | None:
     rows = list(conn.execute("SELECT id FROM businesses WHERE slug = ?", (slug,)))
     return rows[0]["id"] if rows else None
@@ -157,6 +173,18 @@ def get(db: Database, business_id: int) -> dict:
 def by_slug(db: Database, slug: str) -> dict | None:
     """The business whose public form (and privacy request page) has this address."""
     return db.query_one("SELECT * FROM businesses WHERE slug = ?", (slug,)) if slug else None
+
+
+def by_form_address(db: Database, slug: str) -> dict | None:
+    """The business whose form has this address now, or had it before. Its `slug` is the
+    current one: a caller that finds it differs sends the person there."""
+    if not slug:
+        return None
+    return db.query_one(
+        """SELECT * FROM businesses WHERE slug = ?1
+           UNION ALL
+           SELECT b.* FROM previous_slugs p JOIN businesses b ON b.id = p.business_id WHERE p.slug = ?1
+           LIMIT 1""", (slug,))
 
 
 def with_voipms_mailbox(db: Database) -> list[dict]:
@@ -213,9 +241,14 @@ def update_settings(db: Database, business_id: int, values: dict, *, actor: str)
     with db.write() as conn:
         current = next(iter(conn.execute("SELECT * FROM businesses WHERE id = ?", (business_id,))))
         changed = [k for k in SETTINGS_FIELDS if k in values and values[k] != current[k]]
-        if "slug" in changed and any(True for _ in conn.execute(
-                "SELECT 1 FROM businesses WHERE slug = ? AND id != ?", (values["slug"], business_id))):
-            raise BusinessError("slug taken")
+        if "slug" in changed:
+            if slug_taken(conn, values["slug"], business_id):
+                raise BusinessError("slug taken")
+            # The old address stays this business's; taking back one of its own frees it.
+            conn.execute("DELETE FROM previous_slugs WHERE slug = ? AND business_id = ?",
+                         (values["slug"], business_id))
+            conn.execute("INSERT INTO previous_slugs (slug, business_id, retired_at) VALUES (?, ?, ?)",
+                         (current["slug"], business_id, clock.now_iso()))
         if changed:
             conn.execute(f"UPDATE businesses SET {', '.join(f'{k} = ?' for k in changed)} WHERE id = ?",
                          (*[values[k] for k in changed], business_id))
@@ -232,17 +265,162 @@ def team(db: Database, business_id: int) -> list[dict]:
     )
 
 
-def add_member(db: Database, business_id: int, email: str, *, actor: str) -> str | None:
-    """Add a member by email. A new account gets a one-time password (returned, to be
-    shown once and changed at first sign-in); an existing account returns None."""
+# ---- invitations ---------------------------------------------------------------------------------
+#
+# Adding someone to a team never touches an account that exists: its owner must accept.
+# The owner who adds an email is told the same thing, and shown a one-time password, whether
+# the email had an account or not; both kinds wait in the team list as invitations until the
+# person signs in (a new account joins at its first sign-in) or accepts.
+
+INVITATION_LIFETIME = timedelta(days=14)
+_PENDING = "accepted_at IS NULL AND declined_at IS NULL AND cancelled_at IS NULL"
+
+
+class AlreadyInTeam(BusinessError):
+    """The email is already a member of this business."""
+
+
+class OwnEmail(BusinessError):
+    """The owner typed their own email."""
+
+
+def _unused_account_made_here(conn: apsw.Connection, business_id: int, user: dict) -> bool:
+    """An account this business's invitation made, never signed in to (no business yet)."""
+    return bool(user["must_change_password"]) and not list(conn.execute(
+        "SELECT 1 FROM memberships WHERE user_id = ?", (user["id"],))) and bool(list(conn.execute(
+            "SELECT 1 FROM invitations WHERE business_id = ? AND user_id = ?", (business_id, user["id"]))))
+
+
+def invite(db: Database, business_id: int, email: str, *, inviter_id: int) -> str:
+    """Invite an email to the team as a member; returns a one-time password to show once.
+
+    With no account for the email, one is made with this password; it joins the business at
+    its first sign-in. With an account, the person sees the invitation when they sign in and
+    accepts or declines it; the password is then never used. The caller cannot tell which
+    (same answer, same work: the password is hashed either way). Raises OwnEmail or
+    AlreadyInTeam; never changes a membership."""
+    email = email.strip()
+    if not EMAIL_RE.match(email):
+        raise BusinessError(f"{email!r} is not an email address")
     password = secrets.token_urlsafe(9)
+    password_hash = _hasher.hash(password)
+    now = clock.now()
     with db.write() as conn:
-        existing = list(conn.execute("SELECT id FROM users WHERE email = ?", (email,)))
-        user_id = add_user(conn, business_id=business_id, email=email, password=password, role="member",
-                           actor=actor)
-        if not existing:
-            conn.execute("UPDATE users SET must_change_password = 1 WHERE id = ?", (user_id,))
-    return None if existing else password
+        inviter = next(iter(conn.execute("SELECT email FROM users WHERE id = ?", (inviter_id,))))
+        if inviter["email"].casefold() == email.casefold():
+            raise OwnEmail(email)
+        if list(conn.execute("""SELECT 1 FROM memberships m JOIN users u ON u.id = m.user_id
+                                WHERE m.business_id = ? AND u.email = ?""", (business_id, email))):
+            raise AlreadyInTeam(email)
+        # One invitation at a time per email and business: a new one replaces the last.
+        conn.execute(f"UPDATE invitations SET cancelled_at = ? WHERE business_id = ? AND email = ? AND {_PENDING}",
+                     (now.isoformat(timespec="seconds"), business_id, email))
+        users = list(conn.execute("SELECT id, must_change_password FROM users WHERE email = ?", (email,)))
+        made_for = None
+        if not users:
+            conn.execute("INSERT INTO users (email, password_hash, must_change_password, created_at) "
+                         "VALUES (?, ?, 1, ?)", (email, password_hash, now.isoformat(timespec="seconds")))
+            made_for = conn.last_insert_rowid()
+        elif _unused_account_made_here(conn, business_id, users[0]):
+            # Added again before they ever signed in: the new password is the one that works.
+            conn.execute("UPDATE users SET password_hash = ? WHERE id = ?", (password_hash, users[0]["id"]))
+            made_for = users[0]["id"]
+        conn.execute(
+            """INSERT INTO invitations (business_id, email, role, token_hash, user_id, created_by, created_at,
+                                        expires_at) VALUES (?, ?, 'member', ?, ?, ?, ?, ?)""",
+            (business_id, email, token_hash(password), made_for, inviter_id, now.isoformat(timespec="seconds"),
+             (now + INVITATION_LIFETIME).isoformat(timespec="seconds")))
+        audit.record(conn, actor=f"user:{inviter_id}", action="invitation.create", entity="invitation",
+                     entity_id=conn.last_insert_rowid(), business_id=business_id, fields=["email", "role"])
+    return password
+
+
+def sent_invitations(db: Database, business_id: int) -> list[dict]:
+    """The business's invitations still waiting for an answer, newest first."""
+    return db.query(f"""SELECT id, email, role, created_at, expires_at FROM invitations
+                        WHERE business_id = ? AND {_PENDING} AND expires_at > ? ORDER BY created_at DESC, id DESC""",
+                    (business_id, clock.now_iso()))
+
+
+def cancel_invitation(db: Database, business_id: int, invitation_id: int, *, actor: str) -> None:
+    """The owner takes an invitation back. An account made for it and never used goes too.
+    LookupError if the business has no such pending invitation."""
+    with db.write() as conn:
+        rows = list(conn.execute(f"SELECT id, user_id FROM invitations WHERE id = ? AND business_id = ? AND {_PENDING}",
+                                 (invitation_id, business_id)))
+        if not rows:
+            raise LookupError(invitation_id)
+        conn.execute("UPDATE invitations SET cancelled_at = ? WHERE id = ?", (clock.now_iso(), invitation_id))
+        audit.record(conn, actor=actor, action="invitation.cancel", entity="invitation", entity_id=invitation_id,
+                     business_id=business_id)
+        made_for = rows[0]["user_id"]
+        if made_for is None:
+            return
+        user = next(iter(conn.execute("SELECT id, must_change_password FROM users WHERE id = ?", (made_for,))))
+        still_invited = list(conn.execute(f"SELECT 1 FROM invitations WHERE user_id = ? AND {_PENDING}", (made_for,)))
+        if _unused_account_made_here(conn, business_id, user) and not still_invited:
+            conn.execute("UPDATE invitations SET user_id = NULL WHERE user_id = ?", (made_for,))
+            conn.execute("DELETE FROM users WHERE id = ?", (made_for,))
+            audit.record(conn, actor=actor, action="user.delete", entity="user", entity_id=made_for,
+                         business_id=business_id, fields=["email"])
+
+
+def invitations_for(db: Database, email: str) -> list[dict]:
+    """Invitations waiting for this person's answer, with the inviting business's name."""
+    return db.query(f"""SELECT i.id, i.role, i.created_at, i.expires_at, b.name AS business_name
+                        FROM invitations i JOIN businesses b ON b.id = i.business_id
+                        WHERE i.email = ? AND i.{_PENDING.replace(' AND ', ' AND i.')} AND i.expires_at > ?
+                        ORDER BY i.created_at, i.id""", (email, clock.now_iso()))
+
+
+def _pending_for(conn: apsw.Connection, invitation_id: int, user_id: int) -> dict:
+    rows = list(conn.execute(
+        f"""SELECT i.id, i.business_id, i.role FROM invitations i JOIN users u ON u.email = i.email
+            WHERE i.id = ? AND u.id = ? AND i.{_PENDING.replace(' AND ', ' AND i.')} AND i.expires_at > ?""",
+        (invitation_id, user_id, clock.now_iso())))
+    if not rows:
+        raise LookupError(invitation_id)  # someone else's, answered, expired or unknown: all the same
+    return rows[0]
+
+
+def _join(conn: apsw.Connection, invitation: dict, user_id: int) -> None:
+    # DO NOTHING: a role someone already holds is never changed by an invitation.
+    conn.execute("INSERT INTO memberships (business_id, user_id, role) VALUES (?, ?, ?) "
+                 "ON CONFLICT (business_id, user_id) DO NOTHING",
+                 (invitation["business_id"], user_id, invitation["role"]))
+    conn.execute("UPDATE invitations SET accepted_at = ? WHERE id = ?", (clock.now_iso(), invitation["id"]))
+    audit.record(conn, actor=f"user:{user_id}", action="invitation.accept", entity="invitation",
+                 entity_id=invitation["id"], business_id=invitation["business_id"], fields=["role"])
+
+
+def accept_invitation(db: Database, invitation_id: int, *, user_id: int) -> int:
+    """The invited person joins; returns the business's id. LookupError unless the invitation
+    is addressed to this user's email and still waiting."""
+    with db.write() as conn:
+        invitation = _pending_for(conn, invitation_id, user_id)
+        _join(conn, invitation, user_id)
+    return invitation["business_id"]
+
+
+def decline_invitation(db: Database, invitation_id: int, *, user_id: int) -> None:
+    with db.write() as conn:
+        invitation = _pending_for(conn, invitation_id, user_id)
+        conn.execute("UPDATE invitations SET declined_at = ? WHERE id = ?", (clock.now_iso(), invitation_id))
+        audit.record(conn, actor=f"user:{user_id}", action="invitation.decline", entity="invitation",
+                     entity_id=invitation_id, business_id=invitation["business_id"])
+
+
+def join_on_first_sign_in(db: Database, user_id: int) -> None:
+    """An account made by an invitation joins that business when its person first signs in
+    (the invitation is what they were given the password for)."""
+    if not db.query_one(f"SELECT 1 FROM invitations WHERE user_id = ? AND {_PENDING} AND expires_at > ?",
+                        (user_id, clock.now_iso())):
+        return
+    with db.write() as conn:
+        for invitation in list(conn.execute(
+                f"SELECT id, business_id, role FROM invitations WHERE user_id = ? AND {_PENDING} AND expires_at > ?",
+                (user_id, clock.now_iso()))):
+            _join(conn, invitation, user_id)
 
 
 def remove_member(db: Database, business_id: int, user_id: int, *, actor: str) -> bool:
@@ -262,11 +440,15 @@ def remove_member(db: Database, business_id: int, user_id: int, *, actor: str) -
     return True
 
 
-def set_password(db: Database, user_id: int, password: str) -> None:
+def set_password(db: Database, user_id: int, password: str, *, keep_session: str | None = None) -> None:
+    """A new password for the user. Every session of theirs ends, except the one whose cookie
+    is `keep_session` (the person changing it): whoever else held the old one is out."""
     if len(password) < 10:
         raise BusinessError("the password must have at least 10 characters")
     with db.write() as conn:
         conn.execute("UPDATE users SET password_hash = ?, must_change_password = 0 WHERE id = ?",
                      (_hasher.hash(password), user_id))
+        conn.execute("DELETE FROM sessions WHERE user_id = ? AND token_hash IS NOT ?",
+                     (user_id, token_hash(keep_session) if keep_session else None))
         audit.record(conn, actor=f"user:{user_id}", action="user.password", entity="user", entity_id=user_id,
                      fields=["password"])

@@ -8,15 +8,30 @@ even if someone kept a copy). Rows live in `capteo.db`: sessions survive a resta
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 from datetime import timedelta
 
-from app import audit, clock
+from app import audit, businesses, clock
 from app.db import Database
 
 COOKIE = "capteo_session"
+# With the person's other businesses (the header's switcher) and how many invitations wait
+# for their answer (the inbox's banner): two small indexed reads per request.
 _SESSION_COLUMNS = """u.id AS user_id, m.business_id, u.email, u.name AS user_name, m.role, u.must_change_password,
-                      b.slug, b.name AS business_name, b.timezone, b.language AS business_language"""
+                      b.slug, b.name AS business_name, b.timezone, b.language AS business_language,
+                      (SELECT json_group_array(json_object('id', o.id, 'name', o.name)) FROM (
+                          SELECT ob.id, ob.name FROM memberships om JOIN businesses ob ON ob.id = om.business_id
+                          WHERE om.user_id = u.id ORDER BY ob.name, ob.id) o) AS businesses_json,
+                      (SELECT count(*) FROM invitations i WHERE i.email = u.email AND i.accepted_at IS NULL
+                          AND i.declined_at IS NULL AND i.cancelled_at IS NULL AND i.expires_at > :now)
+                          AS invitations_waiting"""
+
+
+def _with_businesses(row: dict | None) -> dict | None:
+    if row is not None:
+        row["businesses"] = json.loads(row.pop("businesses_json") or "[]")
+    return row
 
 LIFETIME = timedelta(days=14)
 
@@ -46,15 +61,32 @@ def session_for(db: Database, token: str | None) -> dict | None:
     """The live session (with user and business) for a cookie value, or None."""
     if not token:
         return None
-    return db.query_one(
+    return _with_businesses(db.query_one(
         f"""SELECT {_SESSION_COLUMNS}
            FROM sessions s
            JOIN users u ON u.id = s.user_id
            JOIN memberships m ON m.user_id = s.user_id AND m.business_id = s.business_id
            JOIN businesses b ON b.id = s.business_id
-           WHERE s.token_hash = ? AND s.expires_at > ?""",
-        (_hash(token), clock.now_iso()),
-    )
+           WHERE s.token_hash = :token AND s.expires_at > :now""",
+        {"token": _hash(token), "now": clock.now_iso()},
+    ))
+
+
+def switch_business(db: Database, *, user_id: int, business_id: int, token: str | None) -> bool:
+    """Work in another of the user's businesses: the session `token` moves there (and, for
+    Cloudflare Access mode, which has no session rows, the user's choice is kept). False,
+    and nothing changes, when the user is not a member of that business."""
+    with db.write() as conn:
+        if not list(conn.execute("SELECT 1 FROM memberships WHERE user_id = ? AND business_id = ?",
+                                 (user_id, business_id))):
+            return False
+        if token:
+            conn.execute("UPDATE sessions SET business_id = ? WHERE token_hash = ? AND user_id = ?",
+                         (business_id, _hash(token), user_id))
+        conn.execute("UPDATE users SET current_business_id = ? WHERE id = ?", (business_id, user_id))
+        audit.record(conn, actor=f"user:{user_id}", action="session.switch", entity="user",
+                     entity_id=user_id, business_id=business_id)
+    return True
 
 
 def end_session(db: Database, token: str | None) -> None:
@@ -71,13 +103,19 @@ def end_session(db: Database, token: str | None) -> None:
 
 
 def session_for_email(db: Database, email: str) -> dict | None:
-    """Cloudflare Access mode: the verified email's user, in their first business."""
-    return db.query_one(
-        f"""SELECT {_SESSION_COLUMNS} FROM users u
-            JOIN memberships m ON m.user_id = u.id JOIN businesses b ON b.id = m.business_id
-            WHERE u.email = ? ORDER BY b.name LIMIT 1""",
-        (email,),
-    )
+    """Cloudflare Access mode: the verified email's user, in the business they last switched
+    to, else their first. An account made by an invitation joins its business on first use."""
+    query = f"""SELECT {_SESSION_COLUMNS} FROM users u
+                JOIN memberships m ON m.user_id = u.id JOIN businesses b ON b.id = m.business_id
+                WHERE u.email = :email ORDER BY b.id IS NOT u.current_business_id, b.name LIMIT 1"""
+    found = db.query_one(query, {"email": email, "now": clock.now_iso()})
+    if found is None:
+        user = db.query_one("SELECT id FROM users WHERE email = ?", (email,))
+        if user is None:
+            return None
+        businesses.join_on_first_sign_in(db, user["id"])
+        found = db.query_one(query, {"email": email, "now": clock.now_iso()})
+    return _with_businesses(found)
 
 
 class SignInRequired(Exception):

@@ -137,17 +137,20 @@ def login_page(request: Request, next: FromQuery[str | None] = None) -> Template
 def login_submit(request: Request, db: DB, config: Conf, limits: RateLimits, data: Form) -> Template | Redirect:
     email = (data.get("email") or "").strip()[:254]
     key = (email.lower(), client_ip(request))
-    limiter = limits.login
     context = {"next": _safe_next(data.get("next")), "email": email}
-    if not limiter.allowed(*key):
+    # Counted as a failure before checking, so that concurrent attempts cannot pass together.
+    slot = limits.login.take(*key)
+    if slot is None:
         return Template("businesses/login.html", status_code=429, context={
             **context, "error": i18n.gettext("Too many failed attempts. Wait 15 minutes and try again.")})
     user = businesses.authenticate(db, email, (data.get("password") or "")[:1024])
+    if user:
+        businesses.join_on_first_sign_in(db, user["id"])
     memberships = businesses.memberships(db, user["id"]) if user else []
     if not user or not memberships:
-        limiter.record(*key)
         return Template("businesses/login.html", status_code=400, context={
             **context, "error": i18n.gettext("This email and password do not match an account.")})
+    slot.give_back()  # a success is not a failure
     # A new token at every sign-in: an id planted before it is worthless (no fixation).
     token = auth.start_session(db, user_id=user["id"], business_id=memberships[0]["id"])
     target = f"/{lang()}/app/password" if user["must_change_password"] else _safe_next(data.get("next"))
@@ -285,7 +288,8 @@ def field_remove(request: Request, session: SignedIn, db: DB, field_id: FromPath
 
 def _team_page(db: Database, session: dict, *, status_code: int = 200, **extra: object) -> Template:
     return Template("businesses/team.html", status_code=status_code, context={
-        "session": session, "team": businesses.team(db, session["business_id"]), "error": None,
+        "session": session, "team": businesses.team(db, session["business_id"]),
+        "invitations": businesses.sent_invitations(db, session["business_id"]), "error": None,
         "created": None, **extra})
 
 
@@ -296,12 +300,24 @@ def team_page(session: SignedIn, db: DB) -> Template:
 
 @post("/app/settings/team", name="settings_team_add", sync_to_thread=True, status_code=200, guards=[http.owner])
 def team_add(session: SignedIn, db: DB, data: Form) -> Template:
-    """A new member gets a one-time password, shown once, to change at first sign-in."""
+    """An invitation, with a one-time password shown once. The page is the same whether the
+    email already had an account (it is then never moved or demoted: its person accepts or
+    not) or not (the password opens the new account): it must not tell the owner which."""
     email = (data.get("email") or "").strip()[:254]
+    error = None
     if not normalize.email(email):
-        return _team_page(db, session, error=i18n.gettext(
-            N_("Enter a valid email address, e.g. name@example.com.")), status_code=422)
-    password = businesses.add_member(db, session["business_id"], email, actor=f"user:{session['user_id']}")
+        error = N_("Enter a valid email address, e.g. name@example.com.")
+    else:
+        try:
+            password = businesses.invite(db, session["business_id"], email, inviter_id=session["user_id"])
+        except businesses.OwnEmail:
+            error = N_("This is your own email: you are already on this team.")
+        except businesses.AlreadyInTeam:
+            error = N_("This person is already on the team.")
+        except businesses.BusinessError:
+            error = N_("Enter a valid email address, e.g. name@example.com.")
+    if error:
+        return _team_page(db, session, error=i18n.gettext(error), status_code=422, email=email)
     return _team_page(db, session, created={"email": email, "password": password})
 
 
@@ -315,6 +331,62 @@ def team_remove(session: SignedIn, db: DB, user_id: FromPath[int]) -> Template |
     return Redirect(f"/{lang()}/app/settings/team", status_code=303)
 
 
+@post("/app/settings/team/invitations/{invitation_id:int}/cancel", name="settings_team_cancel",
+      sync_to_thread=True, status_code=303, guards=[http.owner])
+def team_cancel(session: SignedIn, db: DB, invitation_id: FromPath[int]) -> Redirect:
+    try:
+        businesses.cancel_invitation(db, session["business_id"], invitation_id, actor=f"user:{session['user_id']}")
+    except LookupError:
+        raise NotFoundException() from None
+    return Redirect(f"/{lang()}/app/settings/team", status_code=303)
+
+
+# ---- invitations received, and switching business ------------------------------------------------
+
+def _work_in(request: Request, db: Database, session: dict, business_id: int) -> bool:
+    return auth.switch_business(db, user_id=session["user_id"], business_id=business_id,
+                                token=request.cookies.get(auth.COOKIE))
+
+
+@get("/app/invitations", name="invitations", sync_to_thread=True)
+def invitations_page(session: SignedIn, db: DB) -> Template:
+    return Template("businesses/invitations.html", context={
+        "session": session, "invitations": businesses.invitations_for(db, session["email"])})
+
+
+@post("/app/invitations/{invitation_id:int}/accept", name="invitation_accept", sync_to_thread=True,
+      status_code=303)
+def invitation_accept(request: Request, session: SignedIn, db: DB, invitation_id: FromPath[int]) -> Redirect:
+    """Join the business, and go to work in it."""
+    try:
+        business_id = businesses.accept_invitation(db, invitation_id, user_id=session["user_id"])
+    except LookupError:
+        raise NotFoundException() from None
+    _work_in(request, db, session, business_id)
+    return Redirect(f"/{lang()}/app/leads", status_code=303)
+
+
+@post("/app/invitations/{invitation_id:int}/decline", name="invitation_decline", sync_to_thread=True,
+      status_code=303)
+def invitation_decline(session: SignedIn, db: DB, invitation_id: FromPath[int]) -> Redirect:
+    try:
+        businesses.decline_invitation(db, invitation_id, user_id=session["user_id"])
+    except LookupError:
+        raise NotFoundException() from None
+    return Redirect(f"/{lang()}/app/invitations", status_code=303)
+
+
+@post("/app/switch", name="switch_business", sync_to_thread=True, status_code=303)
+def switch(request: Request, session: SignedIn, db: DB, data: Form) -> Redirect | Template:
+    """Work in another of one's businesses (the header's switcher); only one's own."""
+    raw = (data.get("business_id") or "").strip()
+    if not raw.isdigit() or len(raw) > 18:
+        return Template("error.html", context={"status": 422}, status_code=422)
+    if not _work_in(request, db, session, int(raw)):
+        raise NotFoundException()
+    return Redirect(f"/{lang()}/app/leads", status_code=303)
+
+
 # ---- password ------------------------------------------------------------------------------------
 
 @get("/app/password", name="password", sync_to_thread=True, opt=http.WHILE_PASSWORD_DUE)
@@ -323,7 +395,7 @@ def password_page(session: SignedIn) -> Template:
 
 
 @post("/app/password", name="password_save", sync_to_thread=True, status_code=200, opt=http.WHILE_PASSWORD_DUE)
-def password_save(session: SignedIn, db: DB, data: Form) -> Template | Redirect:
+def password_save(request: Request, session: SignedIn, db: DB, data: Form) -> Template | Redirect:
     new, again = data.get("password", ""), data.get("password_again", "")
     error = None
     if len(new) < 10:
@@ -335,12 +407,14 @@ def password_save(session: SignedIn, db: DB, data: Form) -> Template | Redirect:
     if error:
         return Template("businesses/password.html", status_code=422,
                         context={"session": session, "error": i18n.gettext(error)})
-    businesses.set_password(db, session["user_id"], new)
+    # Sessions elsewhere (a lost phone, someone who saw the old password) end; this one stays.
+    businesses.set_password(db, session["user_id"], new, keep_session=request.cookies.get(auth.COOKIE))
     return Redirect(f"/{lang()}/app/leads", status_code=303)
 
 
 routes: http.Routes = [
     http.localized(login_page, login_submit, logout),
     http.dashboard(settings_page, settings_save, fields_page, field_add, field_edit, field_move, field_remove,
-                   team_page, team_add, team_remove, password_page, password_save),
+                   team_page, team_add, team_remove, team_cancel, invitations_page, invitation_accept,
+                   invitation_decline, switch, password_page, password_save),
 ]

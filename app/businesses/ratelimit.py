@@ -3,6 +3,12 @@
 One process serves the web app, so memory is enough; a restart forgets the counts,
 which errs on the side of letting people in. Keys hold an IP address only in
 memory: it is never written to the database.
+
+A request takes its slot *before* doing the work (`take`), in one step under the
+lock, and gives it back when the work turns out not to count (a successful
+sign-in is not a failure). Checking first and recording after the work let every
+request that arrived during the work through: 100 concurrent wrong passwords got
+10 tries instead of 5.
 """
 
 from __future__ import annotations
@@ -13,6 +19,21 @@ from collections import deque
 from dataclasses import dataclass
 
 from app.config import Config
+
+
+@dataclass
+class Slot:
+    """One hit counted against a key; `give_back()` uncounts it."""
+
+    limiter: RateLimiter
+    key: tuple
+    at: float
+    returned: bool = False
+
+    def give_back(self) -> None:
+        if not self.returned:
+            self.returned = True
+            self.limiter._give_back(self.key, self.at)
 
 
 class RateLimiter:
@@ -30,18 +51,25 @@ class RateLimiter:
             hits.popleft()
         return hits
 
-    def allowed(self, *key, now: float | None = None) -> bool:
+    def take(self, *key, now: float | None = None) -> Slot | None:
+        """Count one hit for `key` and return its slot, or None (nothing counted)
+        when the key already has `limit` hits in the window."""
         now = now or time.monotonic()
         with self._lock:
-            return len(self._prune(key, now)) < self.limit
-
-    def record(self, *key, now: float | None = None) -> None:
-        now = now or time.monotonic()
-        with self._lock:
-            self._prune(key, now).append(now)
+            hits = self._prune(key, now)
+            if len(hits) >= self.limit:
+                return None
+            hits.append(now)
             if len(self._hits) > 50_000:  # forget idle clients, bound the memory
                 for idle in [k for k, v in self._hits.items() if not v or v[-1] <= now - self.window]:
                     del self._hits[idle]
+            return Slot(self, key, now)
+
+    def _give_back(self, key: tuple, at: float) -> None:
+        with self._lock:
+            hits = self._hits.get(key)
+            if hits is not None and at in hits:
+                hits.remove(at)
 
 
 @dataclass(frozen=True)
@@ -58,9 +86,16 @@ class Limits:
 
 
 def client_ip(request) -> str:
-    """The socket's address, or the trusted proxy's header when `[server]
-    trust_proxy_header` says a proxy (Cloudflare, nginx) sits in front."""
+    """The socket's address, or, when `[server] trust_proxy_header` names the header a
+    trusted proxy (Cloudflare, nginx) sets, the address that proxy wrote there.
+
+    A proxy appends the address it saw to the right of whatever the client sent
+    (X-Forwarded-For: <anything the client typed>, <the client's real address>), so
+    only the rightmost value is the proxy's word; CF-Connecting-IP holds one value."""
     header = request.app.state.config.server.trust_proxy_header
-    if header and request.headers.get(header):
-        return request.headers[header].split(",")[0].strip()
+    if header:
+        values = [v.strip() for line in request.headers.getall(header, []) for v in line.split(",")]
+        values = [v for v in values if v]
+        if values:
+            return values[-1]
     return request.client.host if request.client else "unknown"

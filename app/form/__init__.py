@@ -166,10 +166,13 @@ def accept(
     return lead, True
 
 
-def parse_form(raw_pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
+def parse_form(raw_pairs: list[tuple[str, Any]]) -> dict[str, list[str]]:
+    """The posted fields, every value kept (a forged second `consent` must be seen).
+    The form takes no files: a file part is not one of its fields, and is left out."""
     form: dict[str, list[str]] = {}
     for k, v in raw_pairs:
-        form.setdefault(k, []).append(v)
+        if isinstance(v, str):
+            form.setdefault(k, []).append(v)
     return form
 
 

@@ -10,7 +10,7 @@ from anyio import to_thread
 from litestar import Request, get, post
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery
-from litestar.response import Template
+from litestar.response import Redirect, Template
 
 import jobs.intake
 from app import businesses, clock, form, http, i18n, normalize
@@ -26,7 +26,9 @@ log = logging.getLogger("capteo.forms")
 
 
 def _business(db: Database, slug: str) -> dict:
-    row = businesses.by_slug(db, slug)
+    """The business at this form address, or at one it used before: a request posted to an
+    old address (a page or an embed not yet updated) still reaches the business that had it."""
+    row = businesses.by_form_address(db, slug)
     if row is None:
         raise NotFoundException()
     return row
@@ -58,9 +60,15 @@ def _context(db: Database, config: Config, business: dict, *, embed: bool, value
 
 
 @get("/f/{slug:str}", name="form", sync_to_thread=True)
-def form_page(db: DB, config: Conf, slug: FromPath[str], embed: FromQuery[str | None] = None) -> Template:
+def form_page(db: DB, config: Conf, slug: FromPath[str],
+              embed: FromQuery[str | None] = None) -> Template | Redirect:
     business = _business(db, slug)
     is_embed = embed == "1"
+    if business["slug"] != slug:
+        # An old address: permanent, but cached an hour only (the business may take it back).
+        target = f"/{i18n.current_language.get()}/f/{business['slug']}" + ("?embed=1" if is_embed else "")
+        return Redirect(target, status_code=301,
+                        headers={**_frame_headers(business, is_embed), "cache-control": "max-age=3600"})
     return Template("form/page.html", context=_context(db, config, business, embed=is_embed),
                     headers=_frame_headers(business, is_embed))
 
@@ -94,24 +102,27 @@ def _submit_sync(ip: str, db: Database, config: Config, limiter: RateLimiter, sl
         return Template("form/page.html", status_code=400, headers=headers, context=_context(
             db, config, business, embed=is_embed, values=_values_for_redisplay(sent),
             errors={"_form": N_("This form has expired. Check your answers and send it again.")}))
-    if not limiter.allowed(business["id"], ip):
+    # Taken before the work and given back if it does not count (concurrent posts cannot pass together).
+    slot = limiter.take(business["id"], ip)
+    if slot is None:
         return Template("error.html", context={"status": 429}, status_code=429, headers=headers)
     fields = custom_fields.active_fields(db, business["id"])
     submission = form.validate(sent, fields)
     if any(v.strip() for v in sent.get(form.HONEYPOT_FIELD, [])):
         # A robot: it sees the normal thank-you page and nothing is stored.
-        limiter.record(business["id"], ip)
         fake = "".join(secrets.choice("23456789ABCDEFGHJKMNPQRSTUVWXYZ") for _ in range(7))
         return _thanks(business, submission, fake, is_embed, headers)
     if not submission.ok:
+        slot.give_back()
         return Template("form/page.html", status_code=422, headers=headers, context=_context(
             db, config, business, embed=is_embed, values=_values_for_redisplay(sent),
             errors=submission.errors, token=token))
     lead, created = form.accept(db, business=business, submission=submission, token=token, language=lang,
                                  public_url=config.public_url)
     if created:
-        limiter.record(business["id"], ip)
         _wake(lead["id"])
+    else:
+        slot.give_back()  # the same form sent again: its lead counted the first time
     return _thanks(business, submission, lead["reference"], is_embed, headers)
 
 

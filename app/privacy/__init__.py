@@ -9,8 +9,12 @@ Export schema (version 1, stable; new keys may be added, none renamed or removed
                 "callback_time", "custom_fields": [{"question", "answer"}], "consent":
                 {"given_at", "text", "version"}, "notes": [{"at", "text"}],
                 "appointments": [{"starts_at", "ends_at", "status"}],
-                "voicemails": [{"received_at", "caller_id", "duration_s", "transcript"}]}]}
-CSV: one row per lead with the scalar columns above (lists joined with " | ").
+                "voicemails": [{"received_at", "caller_id", "duration_s", "transcript"}]}],
+     "voicemails": [{"received_at", "caller_id", "duration_s", "transcript"}]}   (those that never became a lead)
+CSV: one row per lead with the scalar columns above (lists joined with " | "), then one per
+voicemail that never became a lead (channel "voicemail", its caller id as phone). UTF-8 with a
+BOM (Excel reads the accents); a cell a spreadsheet would read as a formula (starting with
+= + - @, a tab or a carriage return) is prefixed with an apostrophe. The JSON is never altered.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from pathlib import Path
 
 from markdown_it import MarkdownIt
 
-from app import audit, clock, normalize
+from app import audit, clock, normalize, voicemail
 from app.config import Config
 from app.db import Database
 from app.i18n import N_
@@ -111,6 +115,17 @@ def find_person(db: Database, business_id: int, *, phone: str | None, email: str
     )
 
 
+def voicemails_without_lead(db: Database, business_id: int, *, phone: str | None) -> list[dict]:
+    """This business's voicemails from the person's number that never became a lead."""
+    e164 = normalize.phone(phone) if phone else None
+    return voicemail.without_lead_from(db, business_id, e164) if e164 else []
+
+
+def _voicemail_export(vm: dict) -> dict:
+    return {"received_at": vm["created_at"], "caller_id": vm["caller_id"], "duration_s": vm["duration_s"],
+            "transcript": vm["transcript"]}
+
+
 def _lead_export(db: Database, lead: dict) -> dict:
     answers = [{"question": custom_fields.display(e, lead["language"], "yes", "no")[0],
                 "answer": custom_fields.display(e, lead["language"], "yes", "no")[1]}
@@ -133,32 +148,55 @@ def _lead_export(db: Database, lead: dict) -> dict:
 
 
 def export(db: Database, business: dict, rows: list[dict], *, phone: str | None, email: str | None,
-           actor: str) -> dict:
-    """The person's data in the documented schema; the export itself is audited."""
+           actor: str, voicemails: list[dict] | None = None) -> dict:
+    """The person's data in the documented schema (`voicemails`: those that never became
+    a lead); the export itself is audited."""
+    voicemails = voicemails or []
     data = {"schema": EXPORT_SCHEMA, "business": {"name": business["name"], "slug": business["slug"]},
             "generated_at": clock.now_iso(), "query": {"phone": phone or None, "email": email or None},
-            "leads": [_lead_export(db, lead) for lead in rows]}
+            "leads": [_lead_export(db, lead) for lead in rows],
+            "voicemails": [_voicemail_export(vm) for vm in voicemails]}
     with db.write() as conn:
         audit.record(conn, actor=actor, action="person.export", entity="lead",
                      entity_id=",".join(str(r["id"]) for r in rows), business_id=business["id"],
                      fields=list(CSV_COLUMNS))
+        if voicemails:
+            audit.record(conn, actor=actor, action="person.export", entity="voicemail",
+                         entity_id=",".join(str(vm["id"]) for vm in voicemails), business_id=business["id"],
+                         fields=["caller_id", "transcript"])
     return data
 
 
+# What a spreadsheet reads as the start of a formula (OWASP, CSV injection).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: object) -> str:
+    """A cell a spreadsheet shows as text: what a stranger typed never runs as a formula."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
 def export_csv(data: dict) -> str:
+    """The export as CSV for a spreadsheet: BOM first, formulas neutralized (see the module's docstring)."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
     for lead in data["leads"]:
-        writer.writerow([
+        writer.writerow([_cell(v) for v in (
             *(lead[k] for k in _SCALAR_COLUMNS),
             " | ".join(f"{a['question']}: {a['answer']}" for a in lead["custom_fields"]),
             lead["consent"]["given_at"], lead["consent"]["text"], lead["consent"]["version"],
             " | ".join(n["text"] for n in lead["notes"]),
             " | ".join(f"{a['starts_at']} ({a['status']})" for a in lead["appointments"]),
             " | ".join(v["transcript"] or "" for v in lead["voicemails"]),
-        ])
-    return out.getvalue()
+        )])
+    for vm in data.get("voicemails", []):
+        row = dict.fromkeys(CSV_COLUMNS, "")
+        row.update(received_at=vm["received_at"], channel="voicemail", phone=vm["caller_id"],
+                   voicemail_transcripts=vm["transcript"])
+        writer.writerow([_cell(row[c]) for c in CSV_COLUMNS])
+    return "\ufeff" + out.getvalue()
 
 
 def flag_for_review(db: Database, business_id: int, lead_ids: list[int], *, actor: str) -> None:
@@ -184,8 +222,21 @@ def policy_html(config: Config, lang: str) -> str:
     return _md.render(text.replace("{contact}", contact))
 
 
+# How far back a request received by mail or by phone may be entered in the register.
+RECEIVED_WITHIN = timedelta(days=366)
+
+
 def parse_day(value: str) -> date | None:
     try:
         return datetime.fromisoformat(value).date()
     except ValueError:
         return None
+
+
+def received_day(value: str, today: date) -> date:
+    """The day a request was received, as entered: a real day, not after today and
+    within the last year (a year-1 date once broke the register page for everyone)."""
+    day = parse_day(value)
+    if day is None or not today - RECEIVED_WITHIN <= day <= today:
+        raise RequestError(N_("Enter the day the request was received: today or within the last year."))
+    return day

@@ -13,7 +13,7 @@ from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
-from app import audit, businesses, form, http, i18n, normalize, privacy
+from app import audit, businesses, clock, form, http, i18n, normalize, privacy, voicemail
 from app.businesses.ratelimit import client_ip
 from app.db import Database
 from app.http import DB, Conf, Form, RateLimits, SignedIn, lang
@@ -36,7 +36,12 @@ def _request_form(business_slug: str, values: dict | None = None, error: str | N
 
 
 @get("/privacy/request", name="privacy_request", sync_to_thread=True)
-def request_page(b: FromQuery[str | None] = None) -> Template:
+def request_page(db: DB, b: FromQuery[str | None] = None) -> Template | Redirect:
+    business = businesses.by_form_address(db, (b or "").strip().lower())
+    if business is not None and business["slug"] != b:
+        # A link from the form's old address: the page names the business by its address now.
+        return Redirect(f"/{lang()}/privacy/request?b={business['slug']}", status_code=301,
+                        headers={"cache-control": "max-age=3600"})
     return _request_form(b or "")
 
 
@@ -45,14 +50,15 @@ def request_submit(request: Request, db: DB, limits: RateLimits, data: Form) -> 
     """No account needed; rate-limited per IP; a honeypot; lands in that business's register only."""
     slug = (data.get("business") or "").strip().lower()
     ip = client_ip(request)
-    limiter = limits.forms
-    if not limiter.allowed("privacy", ip):
+    # Taken before the work and given back if it does not count (concurrent posts cannot pass together).
+    slot = limits.forms.take("privacy", ip)
+    if slot is None:
         return Template("error.html", context={"status": 429}, status_code=429)
-    business = businesses.by_slug(db, slug)
+    business = businesses.by_form_address(db, slug)
     if data.get(form.HONEYPOT_FIELD):
-        limiter.record("privacy", ip)
         return Template("privacy/request_done.html", context={"business": business or {"name": slug}})
     if business is None:
+        slot.give_back()
         return _request_form(slug, data, i18n.gettext(N_("We did not find this business. Use the link at the bottom "
                                                          "of its request form.")), 422)
     try:
@@ -60,8 +66,8 @@ def request_submit(request: Request, db: DB, limits: RateLimits, data: Form) -> 
                                  person=data.get("person", ""), contact=data.get("contact", ""),
                                  details=data.get("details", ""), source="public", actor="public:privacy-request")
     except privacy.RequestError as e:
+        slot.give_back()
         return _request_form(slug, data, i18n.gettext(str(e)), 422)
-    limiter.record("privacy", ip)
     return Template("privacy/request_done.html", context={"business": business})
 
 
@@ -69,27 +75,29 @@ def request_submit(request: Request, db: DB, limits: RateLimits, data: Form) -> 
 
 def _tools_context(db: Database, session: dict, **extra: object) -> dict:
     return {"session": session, "requests": privacy.requests(db, session["business_id"]), "kinds": privacy.KINDS,
-            "found": None, "phone": "", "email": "", "error": None, "done": None, **extra}
+            "found": None, "voicemails": [], "phone": "", "email": "", "error": None, "done": None,
+            "is_owner": session["role"] == "owner", **extra}
 
 
 @get("/app/privacy", name="privacy_tools", sync_to_thread=True)
 def tools(session: SignedIn, db: DB, phone: FromQuery[str | None] = None, email: FromQuery[str | None] = None,
           done: FromQuery[str | None] = None) -> Template:
-    found = None
+    found, voicemails = None, []
     if phone or email:
         found = privacy.find_person(db, session["business_id"], phone=phone, email=email)
+        voicemails = privacy.voicemails_without_lead(db, session["business_id"], phone=phone)
         with db.write() as conn:
             audit.record(conn, actor=f"user:{session['user_id']}", action="person.search", entity="lead",
                          entity_id=",".join(str(r["id"]) for r in found), business_id=session["business_id"],
                          fields=["phone", "email"])
     return Template("privacy/tools.html", context=_tools_context(
-        db, session, found=found, phone=phone or "", email=email or "", done=done))
+        db, session, found=found, voicemails=voicemails, phone=phone or "", email=email or "", done=done))
 
 
 @post("/app/privacy/requests", name="privacy_request_add", sync_to_thread=True, status_code=200)
 def add_request(session: SignedIn, db: DB, data: Form) -> Template | Redirect:
-    received = privacy.parse_day(data.get("received_on", "")) if data.get("received_on") else None
     try:
+        received = privacy.received_day(data["received_on"], clock.now().date()) if data.get("received_on") else None
         privacy.register_request(db, business_id=session["business_id"], kind=data.get("kind", ""),
                                  person=data.get("person", ""), contact=data.get("contact", ""),
                                  details=data.get("details", ""), source="dashboard",
@@ -116,12 +124,15 @@ def _person(db: DB, session: SignedIn, data: dict) -> list[dict]:
                                phone=data.get("phone"), email=data.get("email"))
 
 
-@get("/app/privacy/export", name="privacy_export", sync_to_thread=True)
+# Export and erase are the owner's: a member works the leads and files requests, but
+# handing a person's whole file out or destroying it is the business's decision.
+@get("/app/privacy/export", name="privacy_export", sync_to_thread=True, guards=[http.owner])
 def export(session: SignedIn, db: DB, phone: FromQuery[str | None] = None, email: FromQuery[str | None] = None,
            format: FromQuery[str] = "json") -> Response:
     rows = privacy.find_person(db, session["business_id"], phone=phone, email=email)
+    voicemails = privacy.voicemails_without_lead(db, session["business_id"], phone=phone)
     data = privacy.export(db, businesses.get(db, session["business_id"]), rows, phone=phone, email=email,
-                          actor=f"user:{session['user_id']}")
+                          actor=f"user:{session['user_id']}", voicemails=voicemails)
     stamp = data["generated_at"][:10]
     if format == "csv":
         return Response(privacy.export_csv(data), media_type="text/csv; charset=utf-8", headers={
@@ -130,23 +141,38 @@ def export(session: SignedIn, db: DB, phone: FromQuery[str | None] = None, email
         "content-disposition": f'attachment; filename="capteo-export-{stamp}.json"'})
 
 
-def _erase(db: DB, config: Conf, session: SignedIn, data: dict, reason: str) -> Redirect:
+def _erase(db: DB, config: Conf, session: SignedIn, data: dict, reason: str) -> Template | Redirect:
+    """Irreversible, so in two steps: without `confirm=yes` the page says what will be
+    lost (how many leads, voicemails, recordings) and asks again."""
+    phone, email = (data.get("phone") or "").strip(), (data.get("email") or "").strip()
+    if not phone and not email:
+        return Template("privacy/tools.html", status_code=422, context=_tools_context(
+            db, session, error=i18n.gettext(N_("Give the person's phone or email."))))
     rows = _person(db, session, data)
-    retention.erase_person(db, config, session["business_id"],
-                           [r["id"] for r in rows], actor=f"user:{session['user_id']}", reason=reason)
+    voicemails = privacy.voicemails_without_lead(db, session["business_id"], phone=phone)
+    if data.get("confirm") != "yes":
+        recordings = (sum(1 for vm in voicemails if vm["audio_path"])
+                      + sum(1 for r in rows for vm in voicemail.for_lead(db, session["business_id"], r["id"])
+                            if vm["audio_path"]))
+        return Template("privacy/erase_confirm.html", context={
+            "session": session, "phone": phone, "email": email, "reason": reason, "leads": rows,
+            "voicemails": voicemails, "recordings": recordings})
+    retention.erase_person(db, config, session["business_id"], [r["id"] for r in rows],
+                           voicemail_ids=[vm["id"] for vm in voicemails], actor=f"user:{session['user_id']}",
+                           reason=reason)
     return Redirect(f"/{lang()}/app/privacy?done={reason}", status_code=303)
 
 
-@post("/app/privacy/erase", name="privacy_erase", sync_to_thread=True, status_code=303)
-def erase(session: SignedIn, db: DB, config: Conf, data: Form) -> Redirect:
-    """Erase now: every lead of the person anonymized, their audio deleted."""
+@post("/app/privacy/erase", name="privacy_erase", sync_to_thread=True, status_code=200, guards=[http.owner])
+def erase(session: SignedIn, db: DB, config: Conf, data: Form) -> Template | Redirect:
+    """Erase now: every lead of the person anonymized, their voicemails erased, their audio deleted."""
     return _erase(db, config, session, data, "erasure")
 
 
-@post("/app/privacy/withdraw", name="privacy_withdraw", sync_to_thread=True, status_code=200)
+@post("/app/privacy/withdraw", name="privacy_withdraw", sync_to_thread=True, status_code=200, guards=[http.owner])
 def withdraw(session: SignedIn, db: DB, config: Conf, data: Form) -> Template | Redirect:
-    """Consent withdrawn: anonymize, unless the business must keep the information
-    (a legal obligation) — then the reason is recorded in the register."""
+    """Consent withdrawn: anonymize (confirmed like an erasure), unless the business must
+    keep the information (a legal obligation) — then the reason is recorded in the register."""
     if data.get("keep") != "yes":
         return _erase(db, config, session, data, "withdrawal")
     reason = normalize.clean(data.get("reason", ""), multiline=True)
@@ -187,8 +213,9 @@ def _chain_status(db) -> audit.Verification:
 @get("/app/audit", name="audit_log", sync_to_thread=True, guards=[http.owner])
 def audit_viewer(session: SignedIn, db: DB, lead: FromQuery[str | None] = None,
                  actor: FromQuery[str | None] = None, page: FromQuery[int] = 1) -> Template:
+    page = max(1, min(page, 10_000))
     rows = audit.entries(db.reader(), session["business_id"], entity_id=lead or None, actor=actor or None,
-                         page=max(page, 1))
+                         page=page)
     return Template("privacy/audit.html", context={
         "session": session, "entries": rows[:50], "has_next": len(rows) > 50, "page": page, "lead": lead or "",
         "actor": actor or "", "chain": _chain_status(db)})
@@ -196,16 +223,41 @@ def audit_viewer(session: SignedIn, db: DB, lead: FromQuery[str | None] = None,
 
 # ---- operator -------------------------------------------------------------------------------------
 
+def _operator_key_ok(config: Conf, key: str) -> bool:
+    return bool(key) and hmac.compare_digest(key.encode(), config.secret("operator").encode())
+
+
+def _incident_page(db: DB) -> Template:
+    return Template("privacy/incidents.html", context={"incidents": incidents.all(db)},
+                    headers={"cache-control": "no-store"})
+
+
+def _incident_key_form(error: str | None = None, status_code: int = 200) -> Template:
+    return Template("privacy/incidents_key.html", context={"error": error}, status_code=status_code,
+                    headers={"cache-control": "no-store"})
+
+
 @get("/operator/incidents", name="incidents", sync_to_thread=True)
-def incident_register(db: DB, config: Conf, key: FromQuery[str | None] = None) -> Template:
-    """Read-only, for the operator: the secret key is printed by `run.py incident list`."""
-    expected = config.secret("operator")
-    if not key or not hmac.compare_digest(key, expected):
-        raise NotFoundException()
-    return Template("privacy/incidents.html", context={"incidents": incidents.all(db)})
+def incident_register(request: Request, db: DB, config: Conf) -> Template:
+    """Read-only, for the operator. The key never travels in the address (proxies, logs
+    and browser history keep addresses): it is typed into this page's form, or sent as
+    `Authorization: Bearer <key>`. `run.py incident list` prints it."""
+    scheme, _, key = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer":
+        if _operator_key_ok(config, key.strip()):
+            return _incident_page(db)
+        return _incident_key_form(i18n.gettext(N_("This is not the operator key.")), 403)
+    return _incident_key_form()
+
+
+@post("/operator/incidents", name="incidents_open", sync_to_thread=True, status_code=200)
+def incident_register_open(db: DB, config: Conf, data: Form) -> Template:
+    if not _operator_key_ok(config, (data.get("key") or "").strip()):
+        return _incident_key_form(i18n.gettext(N_("This is not the operator key.")), 403)
+    return _incident_page(db)
 
 
 routes: http.Routes = [
-    http.localized(policy, request_page, request_submit, incident_register),
+    http.localized(policy, request_page, request_submit, incident_register, incident_register_open),
     http.dashboard(tools, add_request, answer_request, export, erase, withdraw, contest, audit_viewer),
 ]

@@ -17,11 +17,10 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import apsw
 
-from app import audit, clock, i18n
+from app import audit, clock, i18n, voicemail
 from app.config import Config
 from app.db import Database
 from app.i18n import N_
@@ -31,27 +30,42 @@ ANONYMIZED_NEED = N_("Anonymized (Law 25)")
 ERASED_FIELDS = tuple(f.name for f in LEAD_FIELDS if f.erased)
 
 
+# A file in the audio directory that no voicemail names is deleted once this old: younger,
+# it may be one `voicemail.receive()` has written and is about to name in its row.
+ORPHAN_AUDIO_GRACE = timedelta(hours=1)
+
+
 @dataclass
 class SweepReport:
     anonymized: list[int] = field(default_factory=list)
     audio_deleted: list[int] = field(default_factory=list)
+    voicemails_erased: list[int] = field(default_factory=list)
+    orphan_files_deleted: list[str] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
-        return bool(self.anonymized or self.audio_deleted)
+        return bool(self.anonymized or self.audio_deleted or self.voicemails_erased or self.orphan_files_deleted)
 
 
-def _delete_audio_file(conn: apsw.Connection, config: Config, voicemail: dict, *, actor: str, now: str) -> None:
-    if voicemail["audio_path"]:
-        path = (config.audio_dir / Path(voicemail["audio_path"]).name)
-        path.unlink(missing_ok=True)
-    conn.execute("UPDATE voicemails SET audio_path = NULL, audio_deleted_at = ? WHERE id = ?", (now, voicemail["id"]))
-    audit.record(conn, actor=actor, action="voicemail.audio.delete", entity="voicemail", entity_id=voicemail["id"],
-                 business_id=voicemail["business_id"], fields=["audio"])
+def _delete_audio(conn: apsw.Connection, config: Config, vm: dict, *, actor: str, now: str) -> None:
+    """A lead's voicemail: its audio goes, its transcript stays with the lead."""
+    conn.execute("UPDATE voicemails SET audio_path = NULL, audio_deleted_at = ? WHERE id = ?", (now, vm["id"]))
+    voicemail.delete_audio_after_commit(conn, config.audio_dir, vm["audio_path"])
+    audit.record(conn, actor=actor, action="voicemail.audio.delete", entity="voicemail", entity_id=vm["id"],
+                 business_id=vm["business_id"], fields=["audio"])
+
+
+def erase_voicemail(conn: apsw.Connection, config: Config, vm: dict, *, actor: str, reason: str, now: str) -> None:
+    """A voicemail that never became a lead: nothing else holds what the caller left, so
+    the caller id, transcript, extracted fields and audio all go, in the caller's transaction."""
+    had_audio = voicemail.erase_personal(conn, config.audio_dir, vm["id"], now=now)
+    audit.record(conn, actor=actor, action=f"voicemail.erase.{reason}", entity="voicemail", entity_id=vm["id"],
+                 business_id=vm["business_id"], fields=[*voicemail.PERSONAL_COLUMNS, *(["audio"] if had_audio else [])])
 
 
 def anonymize(conn: apsw.Connection, config: Config, lead: dict, *, actor: str, reason: str) -> None:
-    """Erase a lead's personal information, in the caller's write transaction."""
+    """Erase a lead's personal information, in the caller's write transaction (its audio
+    files are deleted once that transaction commits)."""
     now = clock.now_iso()
     need = i18n.gettext_in(lead["language"], ANONYMIZED_NEED)
     conn.execute(
@@ -65,13 +79,15 @@ def anonymize(conn: apsw.Connection, config: Config, lead: dict, *, actor: str, 
     # The client's own number on SMS sent to them; texts to the team hold only a link.
     conn.execute("UPDATE outbox SET to_phone = '', body = '' WHERE lead_id = ? AND kind != 'owner_new_lead'",
                  (lead["id"],))
-    for vm in list(conn.execute("SELECT * FROM voicemails WHERE lead_id = ?", (lead["id"],))):
-        if vm["audio_path"]:
-            _delete_audio_file(conn, config, vm, actor=actor, now=now)
-        conn.execute("UPDATE voicemails SET transcript = NULL, caller_id = NULL WHERE id = ?", (vm["id"],))
+    for vm in list(conn.execute("SELECT id, business_id, audio_path FROM voicemails WHERE lead_id = ?",
+                                (lead["id"],))):
+        if voicemail.erase_personal(conn, config.audio_dir, vm["id"], now=now):
+            audit.record(conn, actor=actor, action="voicemail.audio.delete", entity="voicemail",
+                         entity_id=vm["id"], business_id=vm["business_id"], fields=["audio"])
     audit.record(conn, actor=actor, action=f"lead.anonymize.{reason}", entity="lead", entity_id=lead["id"],
                  business_id=lead["business_id"],
-                 fields=[*ERASED_FIELDS, "custom_fields", "need", "session_id", "voicemail.transcript"])
+                 fields=[*ERASED_FIELDS, "custom_fields", "need", "session_id", "voicemail.transcript",
+                         "voicemail.caller_id", "voicemail.extraction"])
 
 
 def checkpoint(db: Database) -> None:
@@ -94,26 +110,43 @@ def sweep(db: Database, config: Config, as_of: datetime | None = None) -> SweepR
             anonymize(conn, config, lead, actor="system:retention", reason="retention")
             report.anonymized.append(lead["id"])
         now = clock.now_iso()
+        # A lead's voicemail loses its audio; one that never became a lead loses everything
+        # the caller left (also catching up on those whose audio an older sweep deleted alone).
         for vm in list(conn.execute(
-                "SELECT * FROM voicemails WHERE audio_path IS NOT NULL AND created_at <= ? ORDER BY id",
+                """SELECT * FROM voicemails WHERE created_at <= ? AND (audio_path IS NOT NULL OR (lead_id IS NULL
+                   AND (caller_id IS NOT NULL OR transcript IS NOT NULL OR extraction IS NOT NULL))) ORDER BY id""",
                 (audio_cutoff.isoformat(timespec="seconds"),))):
-            _delete_audio_file(conn, config, vm, actor="system:retention", now=now)
-            report.audio_deleted.append(vm["id"])
+            if vm["lead_id"] is None:
+                erase_voicemail(conn, config, vm, actor="system:retention", reason="retention", now=now)
+                report.voicemails_erased.append(vm["id"])
+            else:
+                _delete_audio(conn, config, vm, actor="system:retention", now=now)
+            if vm["audio_path"]:
+                report.audio_deleted.append(vm["id"])
+    for path in voicemail.orphan_audio(db, config.audio_dir, ORPHAN_AUDIO_GRACE):
+        path.unlink(missing_ok=True)
+        report.orphan_files_deleted.append(path.name)
     if report.changed:
         checkpoint(db)
     return report
 
 
 def erase_person(db: Database, config: Config, business_id: int, lead_ids: list[int], *, actor: str,
-                 reason: str = "erasure") -> list[int]:
-    """Erase now (a person's request, a consent withdrawal): their leads of this
-    business anonymized and audio deleted, then the WAL checkpointed."""
+                 reason: str = "erasure", voicemail_ids: list[int] | None = None) -> list[int]:
+    """Erase now (a person's request, a consent withdrawal): their leads of this business
+    anonymized, their voicemails that never became a lead erased, the audio deleted once
+    that is committed, then the WAL checkpointed. Returns the leads anonymized."""
     done = []
+    now = clock.now_iso()
     with db.write() as conn:
         for lead_id in lead_ids:
             rows = list(conn.execute("SELECT * FROM leads WHERE id = ? AND business_id = ?", (lead_id, business_id)))
             if rows and rows[0]["status"] != "anonymized":
                 anonymize(conn, config, rows[0], actor=actor, reason=reason)
                 done.append(lead_id)
+        for vm_id in voicemail_ids or []:
+            for vm in list(conn.execute("SELECT * FROM voicemails WHERE id = ? AND business_id = ?",
+                                        (vm_id, business_id))):
+                erase_voicemail(conn, config, vm, actor=actor, reason=reason, now=now)
     checkpoint(db)
     return done

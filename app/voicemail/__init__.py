@@ -14,6 +14,7 @@ crashes). The queue only wakes the work; `due()` is what a sweeper re-queues.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -23,7 +24,7 @@ import apsw
 
 from app import audit, businesses, clock, leads
 from app.config import Config
-from app.db import Database
+from app.db import Database, after_commit
 from app.leads.fields import LEAD_FIELDS
 from app.messaging import outbox
 from app.voicemail import audio
@@ -85,6 +86,63 @@ def lead_id_of(db: Database, voicemail_id: int) -> int | None:
 def for_lead(db: Database, business_id: int, lead_id: int) -> list[dict]:
     return db.query("SELECT * FROM voicemails WHERE business_id = ? AND lead_id = ? ORDER BY id",
                     (business_id, lead_id))
+
+
+# ---- erasing what a voicemail holds about the caller -------------------------------------------
+
+# Who called and what they said: the caller id, the transcript, the fields extracted from it.
+PERSONAL_COLUMNS = ("caller_id", "transcript", "extraction")
+UNFINISHED = ("received", "transcribed", "extracted")
+
+
+def without_lead_from(db: Database, business_id: int, caller_id: str) -> list[dict]:
+    """This business's voicemails from this number that never became a lead (a lead's
+    voicemails are found, exported and erased with the lead)."""
+    return db.query("SELECT * FROM voicemails WHERE business_id = ? AND caller_id = ? AND lead_id IS NULL"
+                    " ORDER BY id", (business_id, caller_id))
+
+
+def erase_personal(conn: apsw.Connection, audio_dir: Path, voicemail_id: int, *, now: str) -> bool:
+    """Erase a voicemail's caller id, transcript, extracted fields and audio, in the
+    caller's write transaction. One still under way is failed, so that no lead is ever
+    made from what was erased. Returns whether there was audio to delete."""
+    before = list(conn.execute("SELECT audio_path FROM voicemails WHERE id = ?", (voicemail_id,)))
+    if not before:
+        return False
+    conn.execute(
+        f"""UPDATE voicemails SET {', '.join(f'{c} = NULL' for c in PERSONAL_COLUMNS)}, audio_path = NULL,
+                audio_deleted_at = CASE WHEN audio_path IS NOT NULL THEN ? ELSE audio_deleted_at END,
+                error = CASE WHEN state IN ({', '.join('?' for _ in UNFINISHED)}) THEN 'erased' ELSE error END,
+                state = CASE WHEN state IN ({', '.join('?' for _ in UNFINISHED)}) THEN 'failed' ELSE state END,
+                updated_at = ?
+            WHERE id = ?""",
+        (now, *UNFINISHED, *UNFINISHED, now, voicemail_id))
+    return delete_audio_after_commit(conn, audio_dir, before[0]["audio_path"])
+
+
+def delete_audio_after_commit(conn: apsw.Connection, audio_dir: Path, audio_path: str | None) -> bool:
+    """The file goes once the transaction that stopped pointing at it commits: deleted
+    before, a rollback would leave a row pointing at nothing. A crash in between leaves
+    a file no row names, which the retention sweep deletes (`orphan_audio`)."""
+    if not audio_path:
+        return False
+    path = audio_dir / Path(audio_path).name
+    after_commit(conn, f"voicemail.audio.{path.name}", lambda: path.unlink(missing_ok=True))
+    return True
+
+
+def orphan_audio(db: Database, audio_dir: Path, older_than: timedelta) -> list[Path]:
+    """Files in the audio directory that no voicemail row names (a crash between writing
+    the file and committing its row, a partial `.part`, a deletion a crash interrupted),
+    once older than `older_than`: `receive()` writes the file before its row, so a young
+    file may be about to be named. Listed before the rows are read, for the same reason."""
+    cutoff = time.time() - older_than.total_seconds()
+    old = [p for p in audio_dir.iterdir() if p.is_file() and not p.is_symlink() and p.stat().st_mtime < cutoff]
+    if not old:
+        return []
+    named = {Path(r["audio_path"]).name for r in db.query(
+        "SELECT audio_path FROM voicemails WHERE audio_path IS NOT NULL")}
+    return [p for p in old if p.name not in named]
 
 
 def recent(db: Database, business_id: int, limit: int = 20) -> list[dict]:

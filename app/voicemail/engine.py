@@ -13,7 +13,8 @@ from pathlib import Path
 
 from app.config import Config
 from app.extraction import grounding, rules
-from app.voicemail import models
+from app.extraction.text import fold
+from app.voicemail import audio, models
 
 log = logging.getLogger("capteo.voicemail")
 
@@ -81,17 +82,16 @@ class ModelEngine:
 
     def transcribe(self, path: Path, business: dict) -> tuple[str, str]:
         """(text, "fr" | "en"). The language is chosen among French and English only."""
-        from faster_whisper.audio import decode_audio
-
         with self._lock:
             model = self._whisper_model()
-            audio = decode_audio(str(path), sampling_rate=model.feature_extractor.sampling_rate)
-            _, _, probabilities = model.detect_language(audio=audio)
+            # Our decoder, not faster-whisper's: it lets FFmpeg guess the format, and a guess can open sockets.
+            samples = audio.decode(path, model.feature_extractor.sampling_rate)
+            _, _, probabilities = model.detect_language(audio=samples)
             scores = dict(probabilities)
             language = "en" if scores.get("en", 0.0) > scores.get("fr", 0.0) else "fr"
             prompt = ", ".join(p for p in (business.get("name"), business.get("trade")) if p)
             segments, _info = model.transcribe(
-                audio, language=language, vad_filter=True, beam_size=self.beam_size,
+                samples, language=language, vad_filter=True, beam_size=self.beam_size,
                 initial_prompt=prompt or None, condition_on_previous_text=False, **self.whisper_options)
             text = drop_hallucinations([s.text for s in segments])
         return text, language
@@ -131,7 +131,8 @@ class ModelEngine:
     def extract(self, transcript: str, caller_id: str | None, business: dict, language: str) -> dict:
         """The rules' extraction, improved by the language model where it is present
         and where what it says is grounded in the transcript (or the caller id)."""
-        base = rules.extract(transcript, caller_id).as_dict()
+        name = business.get("name") or None
+        base = rules.extract(transcript, caller_id, business=name).as_dict()
         if not transcript.strip() or not self.llm_ready():
             return base
         try:
@@ -139,4 +140,18 @@ class ModelEngine:
         except Exception:  # a model failure must not lose the voicemail: the rules suffice
             log.exception("language model extraction failed; keeping the rules' extraction")
             return base
-        return grounding.merge(base, answer or {}, transcript, caller_id)
+        return not_the_business(grounding.merge(base, answer or {}, transcript, caller_id), base, name)
+
+
+def not_the_business(merged: dict, base: dict, business_name: str | None) -> dict:
+    """`merged` with the rules' caller name back when the model's is the business's own:
+    said in the transcript ("Bonjour, c'est Gagnon et Fils?") it passes grounding, but it
+    is not the caller's. A caller who shares a word with it ("Marc Gagnon" calling
+    "Plomberie Gagnon") keeps their name."""
+    def words(text: str | None) -> list[str]:
+        return [fold(w) for w in re.findall(r"[^\W\d_]+", text or "")]
+
+    said = words(f"{merged.get('first_name') or ''} {merged.get('last_name') or ''}")
+    if said and set(said) <= set(words(business_name)):
+        return merged | {"first_name": base.get("first_name"), "last_name": base.get("last_name")}
+    return merged

@@ -14,7 +14,7 @@ from litestar.params import FromPath
 from litestar.response import File, Redirect, Template
 
 import jobs.voicemail
-from app import audit, businesses, http, i18n, normalize, voicemail
+from app import audit, businesses, http, http_limits, i18n, normalize, voicemail
 from app.config import Config
 from app.db import Database
 from app.http import DB, Conf, SignedIn, lang
@@ -40,7 +40,7 @@ async def _upload(request: Request) -> tuple[bytes | None, dict]:
 
 # ---- the PBX door -------------------------------------------------------------------------------
 
-@post("/api/voicemail", name="api_voicemail", status_code=201)
+@post("/api/voicemail", name="api_voicemail", status_code=201, opt=http_limits.LARGE_UPLOAD)
 async def api_voicemail(request: Request, db: DB, config: Conf) -> Response:
     """For any phone system: `Authorization: Bearer <the business's token>`, multipart
     `audio` (+ optional `caller_id`). Errors are JSON, in the Accept-Language's language."""
@@ -75,7 +75,7 @@ def voicemail_page(session: SignedIn, db: DB, config: Conf) -> Template:
     return _page(db, config, session)
 
 
-@post("/app/voicemail", name="voicemail_upload", status_code=200)
+@post("/app/voicemail", name="voicemail_upload", status_code=200, opt=http_limits.LARGE_UPLOAD)
 async def voicemail_upload(request: Request, session: SignedIn, db: DB, config: Conf) -> Template | Redirect:
     data, _fields = await _upload(request)
     try:
