@@ -152,7 +152,9 @@ def _resolve_session(connection: ASGIConnection) -> dict:
 
 async def signed_in(connection: ASGIConnection, _: BaseRouteHandler) -> None:
     """The signed-in person (user, business, role), found once per request and
-    injected into handlers as `session`."""
+    injected into handlers as `session`. OPTIONS (which only lists the methods) needs none."""
+    if connection.scope.get("method") == "OPTIONS":
+        return
     connection.state.session = await to_thread.run_sync(_resolve_session, connection)
 
 
@@ -163,7 +165,7 @@ WHILE_PASSWORD_DUE = {"while_password_due": True}
 async def password_current(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
     """Someone signed in with a one-time password goes to the password page first,
     whatever dashboard address they open."""
-    if connection.app.state.config.auth.mode == "cloudflare":
+    if connection.app.state.config.auth.mode == "cloudflare" or connection.scope.get("method") == "OPTIONS":
         return  # Cloudflare Access signs people in: there is no password to change
     if connection.state.session.get("must_change_password") and not handler.opt.get("while_password_due"):
         raise auth.PasswordChangeDue()
@@ -171,7 +173,7 @@ async def password_current(connection: ASGIConnection, handler: BaseRouteHandler
 
 async def owner(connection: ASGIConnection, _: BaseRouteHandler) -> None:
     """Settings, team, audit: owners only; a member gets a translated 403."""
-    if connection.state.session["role"] != "owner":
+    if connection.scope.get("method") != "OPTIONS" and connection.state.session["role"] != "owner":
         raise auth.OwnersOnly()
 
 

@@ -510,7 +510,7 @@ def _create_ledger(db: Database) -> None:
         conn.execute(_LEDGER_SQL)
         if _has_table(conn, _LEGACY_LEDGER):
             # Left in place (not dropped): it costs nothing and keeps the history.
-            conn.execute(f"INSERT INTO schema_migrations (name, applied_at) SELECT name, applied_at"
+            conn.execute(f"INSERT INTO schema_migrations (name, applied_at) SELECT name, coalesce(applied_at, '')"
                          f" FROM {_LEGACY_LEDGER} WHERE migration_set = ? ORDER BY rowid", (_LEGACY_SET,))
 
 

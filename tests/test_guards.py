@@ -56,3 +56,9 @@ def test_pages_that_answer_a_fragment_or_a_page_vary_on_htmx(client, db, member)
     assert "<html" in page.text and "<html" not in fragment.text
     for r in (page, fragment):
         assert "HX-Request" in r.headers["vary"]
+
+
+def test_options_lists_the_methods_without_signing_in(client):
+    """OPTIONS only says which methods a dashboard address takes: no sign-in redirect."""
+    r = client.options("/fr/app/leads", follow_redirects=False)
+    assert r.status_code == 204 and "GET" in r.headers["allow"]

@@ -57,11 +57,11 @@ def test_export_holds_all_of_the_person_and_nothing_else(client, db, config, sho
     bid, other, owner = shop
     mine, second, stranger, elsewhere = person_data(db, config, bid, other)
     signed_in(client, db, owner, bid)
-    found = client.get("/fr/app/privacy?phone=514 555-0101").text
+    found = client.post("/fr/app/privacy/find", data={"_csrf_token": csrf_token(client), "phone": "514 555-0101"}).text
     assert f"/fr/app/leads/{mine}" in found and f"/fr/app/leads/{second}" in found
     assert "Zoé" not in found and "Hélène-Ailleurs" not in found
 
-    r = client.get("/fr/app/privacy/export", params={"phone": "(514) 555-0101", "format": "json"})
+    r = client.post("/fr/app/privacy/export", data={"_csrf_token": csrf_token(client), "phone": "(514) 555-0101", "format": "json"})
     data = json.loads(r.text)
     assert data["schema"] == "capteo.person-export/1" and data["business"]["slug"] == "gagnon"
     assert sorted(lead["need"] for lead in data["leads"]) == ["Chauffe-eau", "Fuite"]
@@ -75,10 +75,10 @@ def test_export_holds_all_of_the_person_and_nothing_else(client, db, config, sho
     assert "Zoé" not in r.text and "Ailleurs" not in r.text
     assert r.headers["content-disposition"].startswith("attachment;")
 
-    by_email = json.loads(client.get("/fr/app/privacy/export", params={"email": "HELENE@example.com"}).text)
+    by_email = json.loads(client.post("/fr/app/privacy/export", data={"_csrf_token": csrf_token(client), "email": "HELENE@example.com"}).text)
     assert [lead["need"] for lead in by_email["leads"]] == ["Fuite"]
 
-    r = client.get("/fr/app/privacy/export", params={"phone": "5145550101", "format": "csv"})
+    r = client.post("/fr/app/privacy/export", data={"_csrf_token": csrf_token(client), "phone": "5145550101", "format": "csv"})
     rows = list(csv.DictReader(io.StringIO(r.content.decode("utf-8-sig"))))  # a BOM for Excel
     assert len(rows) == 2 and set(rows[0]) == set(privacy.CSV_COLUMNS)
     assert {row["need"] for row in rows} == {"Fuite", "Chauffe-eau"} and "Zoé" not in r.text

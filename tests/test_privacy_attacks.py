@@ -68,7 +68,7 @@ def test_erasure_by_phone_erases_voicemails_that_never_became_a_lead(client, db,
     files = {vm: audio_of(db, config, vm) for vm in (done, pending, elsewhere)}
     token = signed_in(client, db, owner, bid)
 
-    page = client.get("/fr/app/privacy", params={"phone": "514 555-0177"}).text
+    page = client.post("/fr/app/privacy/find", data={"_csrf_token": csrf_token(client), "phone": "514 555-0177"}).text
     assert f"/fr/app/voicemail/{done}" in page and f"/fr/app/voicemail/{elsewhere}" not in page
     r = client.post("/fr/app/privacy/erase", data={"_csrf_token": token, "phone": "514 555-0177", "confirm": "yes"},
                     follow_redirects=False)
@@ -162,7 +162,7 @@ def test_a_member_can_neither_export_nor_erase(client, db, config, shop):
                                need="Fuite")["id"]
     token = signed_in(client, db, member, bid)
     for fmt in ("json", "csv"):
-        r = client.get("/fr/app/privacy/export", params={"phone": CALLER, "format": fmt})
+        r = client.post("/fr/app/privacy/export", data={"_csrf_token": csrf_token(client), "phone": CALLER, "format": fmt})
         assert r.status_code == 403 and "Hélène" not in r.text
     for route in ("erase", "withdraw"):
         r = client.post(f"/fr/app/privacy/{route}", data={"_csrf_token": token, "phone": CALLER, "confirm": "yes"},
@@ -170,7 +170,7 @@ def test_a_member_can_neither_export_nor_erase(client, db, config, shop):
         assert r.status_code == 403 and "Réservé au propriétaire" in r.text
     assert leads.get(db, bid, lead_id)["first_name"] == "Hélène"
     assert not db.query("SELECT * FROM audit_log WHERE action = 'person.export'")
-    page = client.get("/fr/app/privacy", params={"phone": CALLER}).text  # members still find and contest
+    page = client.post("/fr/app/privacy/find", data={"_csrf_token": csrf_token(client), "phone": CALLER}).text  # members still find and contest
     assert f"/fr/app/leads/{lead_id}" in page and "/app/privacy/erase" not in page and "/app/privacy/contest" in page
     assert "Seul un propriétaire peut exporter ou effacer" in page
 
@@ -215,7 +215,7 @@ def test_csv_export_neutralizes_formulas_and_keeps_accents(client, db, config, s
     received(db, config, bid, transcript="+1 cmd|' /C calc'!A0")
     signed_in(client, db, owner, bid)
 
-    r = client.get("/fr/app/privacy/export", params={"phone": CALLER, "format": "csv"})
+    r = client.post("/fr/app/privacy/export", data={"_csrf_token": csrf_token(client), "phone": CALLER, "format": "csv"})
     assert r.content.startswith(b"\xef\xbb\xbf")  # Excel reads UTF-8 (the accents) only after a BOM
     rows = list(csv.DictReader(io.StringIO(r.content.decode("utf-8-sig"))))
     lead, lone = rows
@@ -225,7 +225,7 @@ def test_csv_export_neutralizes_formulas_and_keeps_accents(client, db, config, s
     for row in rows:
         assert not any(v.startswith(("=", "+", "-", "@", "\t", "\r")) for v in row.values())
 
-    data = json.loads(client.get("/fr/app/privacy/export", params={"phone": CALLER}).text)
+    data = json.loads(client.post("/fr/app/privacy/export", data={"_csrf_token": csrf_token(client), "phone": CALLER}).text)
     assert data["leads"][0]["need"] == need and data["leads"][0]["first_name"] == "@SUM(1+1)"  # JSON exact
     assert data["voicemails"][0]["transcript"] == "+1 cmd|' /C calc'!A0" and data["voicemails"][0]["caller_id"] == CALLER
 

@@ -25,11 +25,15 @@ def test_a_person_asks_and_the_owner_answers(server, page):
     assert page.get_by_role("cell", name="Une copie de mes renseignements (portabilité)").is_visible()
     page.locator("#pf-phone").fill("514 555-0101")
     page.get_by_role("button", name="Rechercher").click()
-    page.get_by_role("link", name="Exporter (JSON)").wait_for()
+    page.get_by_role("button", name="Exporter (JSON)").wait_for()
+    assert "514" not in page.url and "555" not in page.url  # posted: no phone number in an address
     screenshot(page, "privacy-tools-fr")
     with page.expect_download() as download:
-        page.get_by_role("link", name="Exporter (JSON)").click()
+        page.get_by_role("button", name="Exporter (JSON)").click()
     assert '"capteo.person-export/1"' in download.value.path().read_text()
+    page.get_by_role("button", name="Effacer les renseignements de cette personne").click()
+    page.get_by_role("heading", name="Effacer les renseignements de cette personne?").wait_for()
+    screenshot(page, "privacy-erase-confirm-fr")
     page.goto(server.url + "/fr/app/audit")
     assert page.get_by_text("Chaîne vérifiée").is_visible()
     screenshot(page, "audit-fr")

@@ -80,8 +80,15 @@ def _tools_context(db: Database, session: dict, **extra: object) -> dict:
 
 
 @get("/app/privacy", name="privacy_tools", sync_to_thread=True)
-def tools(session: SignedIn, db: DB, phone: FromQuery[str | None] = None, email: FromQuery[str | None] = None,
-          done: FromQuery[str | None] = None) -> Template:
+def tools(session: SignedIn, db: DB, done: FromQuery[str | None] = None) -> Template:
+    return Template("privacy/tools.html", context=_tools_context(db, session, done=done))
+
+
+@post("/app/privacy/find", name="privacy_find", sync_to_thread=True, status_code=200)
+def find(session: SignedIn, db: DB, data: Form) -> Template:
+    """Posted, not a query string: a phone number or an email never sits in an address
+    (history, logs, the Referer of the next page)."""
+    phone, email = (data.get("phone") or "").strip()[:254], (data.get("email") or "").strip()[:254]
     found, voicemails = None, []
     if phone or email:
         found = privacy.find_person(db, session["business_id"], phone=phone, email=email)
@@ -91,7 +98,7 @@ def tools(session: SignedIn, db: DB, phone: FromQuery[str | None] = None, email:
                          entity_id=",".join(str(r["id"]) for r in found), business_id=session["business_id"],
                          fields=["phone", "email"])
     return Template("privacy/tools.html", context=_tools_context(
-        db, session, found=found, voicemails=voicemails, phone=phone or "", email=email or "", done=done))
+        db, session, found=found, voicemails=voicemails, phone=phone, email=email))
 
 
 @post("/app/privacy/requests", name="privacy_request_add", sync_to_thread=True, status_code=200)
@@ -126,18 +133,18 @@ def _person(db: DB, session: SignedIn, data: dict) -> list[dict]:
 
 # Export and erase are the owner's: a member works the leads and files requests, but
 # handing a person's whole file out or destroying it is the business's decision.
-@get("/app/privacy/export", name="privacy_export", sync_to_thread=True, guards=[http.owner])
-def export(session: SignedIn, db: DB, phone: FromQuery[str | None] = None, email: FromQuery[str | None] = None,
-           format: FromQuery[str] = "json") -> Response:
+@post("/app/privacy/export", name="privacy_export", sync_to_thread=True, status_code=200, guards=[http.owner])
+def export(session: SignedIn, db: DB, data: Form) -> Response:
+    phone, email, format = data.get("phone") or None, data.get("email") or None, data.get("format", "json")
     rows = privacy.find_person(db, session["business_id"], phone=phone, email=email)
     voicemails = privacy.voicemails_without_lead(db, session["business_id"], phone=phone)
-    data = privacy.export(db, businesses.get(db, session["business_id"]), rows, phone=phone, email=email,
-                          actor=f"user:{session['user_id']}", voicemails=voicemails)
-    stamp = data["generated_at"][:10]
+    person = privacy.export(db, businesses.get(db, session["business_id"]), rows, phone=phone, email=email,
+                            actor=f"user:{session['user_id']}", voicemails=voicemails)
+    stamp = person["generated_at"][:10]
     if format == "csv":
-        return Response(privacy.export_csv(data), media_type="text/csv; charset=utf-8", headers={
+        return Response(privacy.export_csv(person), media_type="text/csv; charset=utf-8", headers={
             "content-disposition": f'attachment; filename="capteo-export-{stamp}.csv"'})
-    return Response(json.dumps(data, ensure_ascii=False, indent=2), media_type="application/json", headers={
+    return Response(json.dumps(person, ensure_ascii=False, indent=2), media_type="application/json", headers={
         "content-disposition": f'attachment; filename="capteo-export-{stamp}.json"'})
 
 
@@ -259,5 +266,5 @@ def incident_register_open(db: DB, config: Conf, data: Form) -> Template:
 
 routes: http.Routes = [
     http.localized(policy, request_page, request_submit, incident_register, incident_register_open),
-    http.dashboard(tools, add_request, answer_request, export, erase, withdraw, contest, audit_viewer),
+    http.dashboard(tools, find, add_request, answer_request, export, erase, withdraw, contest, audit_viewer),
 ]

@@ -227,8 +227,8 @@ def process(db: Database, config: Config, engine: Engine, voicemail_id: int, pub
         vm = db.query_one("SELECT * FROM voicemails WHERE id = ?", (voicemail_id,))
         if vm is None or vm["state"] in FINAL:
             return StepResult(vm["state"] if vm else "missing")
-        business = businesses.get(db, vm["business_id"])
         try:
+            business = businesses.get(db, vm["business_id"])
             if vm["state"] == "received":
                 if not engine.speech_ready():
                     return StepResult("received", waiting_for="speech_model")
