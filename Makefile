@@ -6,13 +6,14 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 MO := locales/fr/LC_MESSAGES/messages.mo locales/en/LC_MESSAGES/messages.mo
+AXE := node_modules/axe-core/axe.min.js
 
 .PHONY: run test setup locales extract lock chromium clean-venv
 
 run: setup ## install what is missing, then serve the app and its worker
 	$(PY) run.py
 
-test: setup chromium ## install what is missing, then lint, type-check and run the whole suite
+test: setup chromium $(AXE) ## install what is missing, then lint, type-check and run the whole suite
 	$(VENV)/bin/ruff check app jobs run.py tests
 	$(VENV)/bin/mypy
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -44,6 +45,11 @@ lock:
 	test -x $(VENV)/bin/uv || $(PIP) install --quiet uv
 	$(VENV)/bin/uv pip compile pyproject.toml --extra test --python-version 3.11 \
 	    --no-header --quiet -o requirements.lock
+
+# axe-core (npm registry, pinned in package-lock.json) checks the pages in the browser tests.
+$(AXE): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
 # Browser tests drive Debian's Chromium (Playwright's own browser download cannot work here);
 # voicemail tests speak their recordings with espeak-ng.

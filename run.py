@@ -5,6 +5,7 @@
     python run.py migrate              apply pending database migrations
     python run.py worker               run the queue worker alone
     python run.py business create --slug S --name NAME --owner EMAIL --password P
+    python run.py user password EMAIL  a new one-time password for an account (printed once)
     python run.py backup DEST          consistent copy of the data directory, while running
     python run.py audit verify         check the audit log's hash chain
     python run.py retention run [--as-of DATETIME]   Law 25 sweep now (or as if it were then)
@@ -113,6 +114,20 @@ def cmd_worker(args: argparse.Namespace) -> int:
     jobs.configure(config, db)
     consumer = jobs.create_consumer(config)
     consumer.run()
+    return 0
+
+
+def cmd_user_password(args: argparse.Namespace) -> int:
+    from app.businesses import recovery
+
+    config = _load(args)
+    db = _prepare(config)
+    password = recovery.reset_by_operator(db, args.email)
+    if password is None:
+        print(f"error: no account has the email {args.email!r}", file=sys.stderr)
+        return 1
+    print(f"one-time password for {args.email}: {password}\n(shown once; they choose their own at the next "
+          f"sign-in; their open sessions have ended)")
     return 0
 
 
@@ -373,6 +388,11 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--timezone")
     create.add_argument("--language", choices=["fr", "en"], default="fr")
     create.set_defaults(func=cmd_business_create)
+
+    user = sub.add_parser("user", help="manage accounts").add_subparsers(dest="action", required=True)
+    reset = user.add_parser("password", help="give an account a new one-time password (shown once)")
+    reset.add_argument("email")
+    reset.set_defaults(func=cmd_user_password)
 
     bk = sub.add_parser("backup", help="consistent copy of the data directory")
     bk.add_argument("dest")

@@ -36,6 +36,7 @@ import apsw
 
 from app.config import find_secret
 from app.db import after_commit
+from app.i18n import N_
 
 GENESIS = "0" * 64
 KEYED = "k1:"
@@ -243,16 +244,161 @@ def check_chain(conn: apsw.Connection) -> bool:
 
 def entries(conn: apsw.Connection, business_id: int, *, entity_id: str | None = None, actor: str | None = None,
             page: int = 1, per_page: int = 50) -> list[dict]:
-    """A business's entries, newest first, optionally for one lead or one actor
-    (one row more than a page, so the caller knows whether another page exists)."""
-    where: list[str] = ["business_id = ?"]
+    """A business's entries, newest first, optionally for one lead or one actor ("user:3",
+    or a member's email), one row more than a page, so the caller knows whether another
+    page exists. Each carries the actor's name and email when the actor is a member of
+    this business (nobody else's), and the lead's reference when the entry is about one
+    of its leads."""
+    where: list[str] = ["a.business_id = ?"]
     params: list[int | str] = [business_id]
     if entity_id:
-        where.append("entity = 'lead' AND entity_id = ?")
+        where.append("a.entity = 'lead' AND a.entity_id = ?")
         params.append(entity_id)
     if actor:
-        where.append("actor = ?")
-        params.append(actor)
+        where.append("(a.actor = ? OR u.email = ?)")
+        params.extend([actor, actor])
     return list(conn.execute(
-        f"SELECT * FROM audit_log WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ? OFFSET ?",
+        f"""SELECT a.*, u.name AS actor_name, u.email AS actor_email, l.reference AS lead_reference
+            FROM audit_log a
+            LEFT JOIN memberships m ON m.business_id = a.business_id AND a.actor = 'user:' || m.user_id
+            LEFT JOIN users u ON u.id = m.user_id
+            LEFT JOIN leads l ON a.entity = 'lead' AND l.id = CAST(a.entity_id AS INTEGER)
+                             AND l.business_id = a.business_id
+            WHERE {' AND '.join(where)} ORDER BY a.id DESC LIMIT ? OFFSET ?""",
         (*params, per_page + 1, (page - 1) * per_page)))
+
+
+# ---- reading the log: what a person sees instead of the codes ---------------------------------
+# Every action recorded anywhere has a label here (tests/test_readable.py checks the code for
+# one without): the owner reads «Demande consultée», not "lead.view".
+ACTION_LABELS: dict[str, str] = {
+    "business.create": N_("Business created"),
+    "business.settings": N_("Business settings changed"),
+    "business.pbx_token": N_("Phone system key changed"),
+    "membership.create": N_("Team member added"),
+    "membership.remove": N_("Team member removed"),
+    "invitation.create": N_("Invitation sent"),
+    "invitation.cancel": N_("Invitation cancelled"),
+    "invitation.accept": N_("Invitation accepted"),
+    "invitation.decline": N_("Invitation declined"),
+    "user.delete": N_("Account deleted"),
+    "user.password": N_("Password changed"),
+    "user.password_reset_link": N_("Password reset link sent"),
+    "user.password_reset": N_("Password reset"),
+    "user.password_reset_by_owner": N_("Password reset by an owner"),
+    "user.password_reset_by_operator": N_("Password reset by the operator"),
+    "session.start": N_("Sign-in"),
+    "session.switch": N_("Switched to this business"),
+    "session.end": N_("Sign-out"),
+    "lead.create": N_("Lead received"),
+    "lead.view": N_("Lead viewed"),
+    "lead.list.view": N_("Lead list viewed"),
+    "lead.map.view": N_("Lead map viewed"),
+    "lead.status": N_("Lead status changed"),
+    "lead.note": N_("Note added"),
+    "lead.rectify": N_("Lead details corrected"),
+    "lead.ai_confirm": N_("Automatic extraction confirmed"),
+    "lead.fill": N_("Lead completed from the voice message"),
+    "lead.status_page.view": N_("Status page viewed by the client"),
+    "lead.cancel_by_client": N_("Lead cancelled by the client"),
+    "lead.review_requested": N_("Review of an automated decision requested"),
+    "lead.anonymize.retention": N_("Lead anonymized (retention period over)"),
+    "lead.anonymize.erasure": N_("Lead anonymized (erasure request)"),
+    "lead.anonymize.withdrawal": N_("Lead anonymized (consent withdrawn)"),
+    "voicemail.receive": N_("Voice message received"),
+    "voicemail.listen": N_("Voice message listened to"),
+    "voicemail.retry": N_("Voice message processing retried"),
+    "voicemail.audio.delete": N_("Voice message recording deleted"),
+    "voicemail.erase.retention": N_("Voice message erased (retention period over)"),
+    "voicemail.erase.erasure": N_("Voice message erased (erasure request)"),
+    "voicemail.erase.withdrawal": N_("Voice message erased (consent withdrawn)"),
+    "appointment.book": N_("Appointment booked"),
+    "appointment.move": N_("Appointment moved"),
+    "appointment.cancel": N_("Appointment cancelled"),
+    "appointment.feed": N_("Calendar feed downloaded"),
+    "person.search": N_("Person searched (privacy tools)"),
+    "person.export": N_("Personal information exported"),
+    "privacy_request.create": N_("Privacy request recorded"),
+    "privacy_request.answer": N_("Privacy request answered"),
+    "custom_field.add": N_("Form question added"),
+    "custom_field.edit": N_("Form question changed"),
+    "custom_field.move": N_("Form question moved"),
+    "custom_field.remove": N_("Form question removed"),
+}
+# Actors that are not a person of the team (those are "user:<id>", shown by name).
+ACTOR_LABELS: dict[str, str] = {
+    "system:retention": N_("Automatic deletion (retention period)"),
+    "system:voicemail": N_("Voice message processing"),
+    "system:voipms": N_("Phone system (VoIP.ms)"),
+    "system:demo": N_("Demo data"),
+    "public:form": N_("The client, by the web form"),
+    "public:privacy-request": N_("The person, by the privacy request page"),
+    "public:status-page": N_("The client, by the status page of their request"),
+    "public:password-reset": N_("The password reset page"),
+    "calendar-feed": N_("Calendar feed"),
+    "pbx": N_("Phone system"),
+    "operator": N_("Capteo operator"),
+}
+SYSTEM_ACTOR = N_("Capteo (automatic)")
+PUBLIC_ACTOR = N_("The public")
+# A "user:<id>" who is not (or no longer) a member of the business: their name is not theirs to see.
+FORMER_MEMBER = N_("A former member")
+ENTITY_LABELS: dict[str, str] = {
+    "lead": N_("Lead"),
+    "voicemail": N_("Voice message"),
+    "appointment": N_("Appointment"),
+    "business": N_("Business"),
+    "user": N_("Team member"),
+    "invitation": N_("Invitation"),
+    "privacy_request": N_("Privacy request"),
+    "custom_field": N_("Form question"),
+}
+# Field names entries carry that are not a lead's labelled fields (app/leads/fields.py has those).
+FIELD_LABELS: dict[str, str] = {
+    "audio": N_("Recording"),
+    "pbx_token": N_("Phone system key"),
+    "caller_id": N_("Caller's number"),
+    "transcript": N_("Transcript"),
+    "extraction": N_("Automatic extraction"),
+    "notes": N_("Notes"),
+    "callback_time": N_("When to call back"),
+    "custom_fields": N_("Form questions"),
+    "role": N_("Role"),
+    "password": N_("Password"),
+    "label_fr": N_("Question in French"),
+    "label_en": N_("Question in English"),
+    "starts_at": N_("Start"),
+    "ends_at": N_("End"),
+    "status": N_("Status"),
+    "state": N_("Processing state"),
+    "review_requested_at": N_("Review requested"),
+    "slug": N_("Form address"),
+    "name": N_("Business name"),
+    "person": N_("Person"),
+    "contact": N_("Contact information"),
+    "details": N_("Details"),
+    "answer": N_("Answer"),
+    "timezone": N_("Time zone"),
+    "language": N_("Language"),
+    "hours": N_("Opening hours"),
+    "notify_phones": N_("Phones to notify"),
+    "embed_domains": N_("Websites allowed to embed the form"),
+    "greeting_fr": N_("Greeting in French"),
+    "greeting_en": N_("Greeting in English"),
+    "trade": N_("Trade"),
+    "voipms_mailbox": N_("VoIP.ms mailbox number"),
+}
+
+
+def action_label(action: str) -> str:
+    """The msgid naming an action (the code itself for one recorded before it had a label)."""
+    return ACTION_LABELS.get(action, action)
+
+
+def actor_label(actor: str) -> str | None:
+    """The msgid naming an actor that is not a person; None for "user:<id>"."""
+    if actor.startswith("user:"):
+        return None
+    if actor in ACTOR_LABELS:
+        return ACTOR_LABELS[actor]
+    return PUBLIC_ACTOR if actor.startswith("public:") else SYSTEM_ACTOR

@@ -141,6 +141,19 @@ class Forms:
     token_max_age: int = _key(86400, _positive)
 
 
+def _port_or_zero(v: int) -> str | None:
+    return None if 0 <= v <= 65535 else "must be between 0 and 65535"
+
+
+@dataclass(frozen=True)
+class Smtp:
+    host: str = _key("")
+    port: int = _key(587, _port_or_zero)
+    starttls: bool = _key(True)
+    username: str = _key("")
+    from_address: str = _key("")
+
+
 @dataclass(frozen=True)
 class Twilio:
     account_sid: str = _key("")
@@ -174,7 +187,7 @@ class Demo:
 # Section name in capteo.toml -> its dataclass. The attribute of `Config` has the same name.
 SECTIONS: dict[str, type] = {
     "server": Server, "data": Data, "queue": Queue, "i18n": I18n, "models": Models, "voicemail": Voicemail,
-    "voipms": Voipms, "auth": Auth, "map": Map, "forms": Forms, "twilio": Twilio, "geocoder": Geocoder,
+    "voipms": Voipms, "auth": Auth, "map": Map, "forms": Forms, "twilio": Twilio, "smtp": Smtp, "geocoder": Geocoder,
     "retention": Retention, "privacy": Privacy, "demo": Demo,
 }
 
@@ -239,6 +252,7 @@ class Config:
     map: Map
     forms: Forms
     twilio: Twilio
+    smtp: Smtp
     geocoder: Geocoder
     retention: Retention
     privacy: Privacy

@@ -270,7 +270,10 @@ def error_page(request: Request, exc: Exception) -> Response:
 
 
 def sign_in_redirect(request: Request) -> Response:
-    target = f"/{_error_language(request)}/login?next={quote(request.url.path)}"
+    """To the sign-in page, which comes back to the page asked for, its query string too
+    (a search, a filter); businesses.pages._safe_next checks it is a dashboard page."""
+    asked = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    target = f"/{_error_language(request)}/login?next={quote(asked)}"
     if is_htmx(request):
         return Response(None, status_code=204, headers={"HX-Redirect": target})
     return Redirect(target, status_code=303)

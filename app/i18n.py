@@ -132,6 +132,16 @@ def format_date(value: datetime | date | str | None, tz: str, fmt: str = "long")
     return _format_date(day, format=fmt, locale=LOCALES[current_language.get()])
 
 
+def format_day(value: date | str | None, fmt: str = "long") -> str:
+    """A calendar day stored without a time ("2026-03-02": a request's received_on, its
+    due_on), shown as that same day: no time zone applies, so none shifts it (read as an
+    instant, midnight UTC is the evening before in Quebec)."""
+    if value is None or value == "":
+        return ""
+    day = value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+    return _format_date(day, format=fmt, locale=LOCALES[current_language.get()])
+
+
 def format_duration(value: timedelta) -> str:
     """«2 heures», "35 minutes" — the largest sensible unit."""
     return format_timedelta(value, threshold=1.5, locale=LOCALES[current_language.get()])

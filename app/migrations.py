@@ -443,6 +443,23 @@ def m010_previous_slugs(conn: apsw.Connection) -> None:
     )
 
 
+@migration
+def m011_password_resets(conn: apsw.Connection) -> None:
+    _run(
+        conn,
+        # Only a hash of the link's token is kept: a copy of the data directory hands out no reset.
+        """CREATE TABLE password_resets (
+            id INTEGER PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES users(id),
+            token_hash TEXT NOT NULL UNIQUE,
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            used_at TEXT
+        )""",
+        "CREATE INDEX password_resets_user ON password_resets(user_id)",
+    )
+
+
 def apply(db_path: str | Path) -> list[str]:
     """Apply pending migrations, in order; returns the names applied (empty when up
     to date). Safe to run from two processes at once: each migration is applied by one.

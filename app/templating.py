@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from babel.dates import get_day_names
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from app import i18n, leads, privacy
+from app import audit, i18n, leads, privacy
 from app.config import ROOT
 from app.http import lang, switch_url
 from app.leads import custom_fields
@@ -30,6 +30,19 @@ def _local_parts(iso: str, tz: str) -> tuple[str, str]:
     """(YYYY-MM-DD, HH:MM) of an instant in a time zone: the values of date and time inputs."""
     local = datetime.fromisoformat(iso).astimezone(ZoneInfo(tz))
     return local.date().isoformat(), local.strftime("%H:%M")
+
+
+def _field_label(name: str) -> str:
+    return i18n.gettext(leads.FIELD_LABELS.get(name) or audit.FIELD_LABELS.get(name) or name)
+
+
+def _actor(entry: dict) -> str:
+    """Who made an audit entry: a member by name (or email), a former member unnamed,
+    the service's own workers and the public in words."""
+    label = audit.actor_label(entry["actor"])
+    if label is not None:
+        return i18n.gettext(label)
+    return entry.get("actor_name") or entry.get("actor_email") or i18n.gettext(audit.FORMER_MEMBER)
 
 
 def make_environment() -> Environment:
@@ -61,10 +74,14 @@ def make_environment() -> Environment:
         minutes=_minutes,
         local_parts=_local_parts,
         channel_label=lambda c: i18n.gettext(leads.CHANNEL_LABELS[c]),
+        action_label=lambda a: i18n.gettext(audit.action_label(a)),
+        entity_label=lambda e: i18n.gettext(audit.ENTITY_LABELS.get(e) or str(e)),
+        actor_label=_actor,
     )
     env.filters["datetime"] = i18n.format_datetime
     env.filters["date"] = i18n.format_date
+    env.filters["day"] = i18n.format_day
     env.filters["phone"] = i18n.format_phone
     env.filters["fromjson"] = json.loads
-    env.filters["field_label"] = lambda name: i18n.gettext(leads.FIELD_LABELS.get(name) or name)
+    env.filters["field_label"] = _field_label
     return env

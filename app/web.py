@@ -19,6 +19,7 @@ from app import audit, http, http_limits, i18n, migrations
 from app.appointments import pages as appointment_pages
 from app.businesses import pages as business_pages
 from app.businesses.ratelimit import Limits
+from app.clients import pages as client_pages
 from app.config import ROOT, Config
 from app.db import Database
 from app.form import pages as form_pages
@@ -74,6 +75,7 @@ def create_app(config: Config, *, run_worker: bool = True) -> Litestar:
             *lead_pages.routes,
             *appointment_pages.routes,
             *form_pages.routes,
+            *client_pages.routes,
             *privacy_pages.routes,
             *voicemail_pages.routes,
             create_static_files_router(path="/static", directories=[ROOT / "static"], name="static"),

@@ -13,19 +13,25 @@ _engine: ModelEngine | None = None
 
 
 def engine() -> ModelEngine:
-    """One engine per process: models load once and stay loaded."""
+    """One engine per process: models load once and stay loaded (a new one only when
+    `jobs.configure()` was given another configuration, as each test does)."""
     global _engine
-    if _engine is None:
+    if _engine is None or _engine.config is not context.config:
         _engine = ModelEngine(context.config)
     return _engine
 
 
 @huey.task(priority=PRIORITY_VOICEMAIL)
 def process(voicemail_id: int) -> None:
+    # The lead and its SMS were committed with the voicemail: the owner hears of it now,
+    # not after the transcription (minutes, or never without a speech model).
+    lead_id = voicemail.lead_id_of(context.db, voicemail_id)
+    if lead_id is not None:
+        intake.wake_lead(lead_id)
     result = voicemail.process(context.db, context.config, engine(), voicemail_id, context.config.public_url)
     lead_id = voicemail.lead_id_of(context.db, voicemail_id)
     if result.state == "lead_created" and lead_id is not None:
-        intake.wake_lead(lead_id)
+        intake.wake_lead(lead_id)  # a postal code to place on the map; an older voicemail's SMS
 
 
 @huey.periodic_task(crontab(minute="*"), priority=PRIORITY_VOICEMAIL)

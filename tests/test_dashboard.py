@@ -130,10 +130,10 @@ def test_appointment_book_overlap_move_cancel_with_client_sms(client, db, shop):
     token = signed_in(client, db, owner, bid)
     lead_id = add_lead(db, bid, first_name="Ann", phone="+15145550123", need="x", language="en")
     other = add_lead(db, bid, first_name="Bob", phone="+15145550124", need="y")
-    data = {"_csrf_token": token, "day": "2026-11-26", "time": "14:00", "duration": "60"}
+    data = {"_csrf_token": token, "day": "2037-11-26", "time": "14:00", "duration": "60"}
     assert client.post(f"/en/app/leads/{lead_id}/appointments", data=data).status_code == 200
     appt = db.query_one("SELECT * FROM appointments WHERE lead_id = ?", (lead_id,))
-    assert appt["starts_at"] == "2026-11-26T19:00:00+00:00" and appt["ends_at"] == "2026-11-26T20:00:00+00:00"
+    assert appt["starts_at"] == "2037-11-26T19:00:00+00:00" and appt["ends_at"] == "2037-11-26T20:00:00+00:00"
     assert leads.get(db, bid, lead_id)["status"] == "scheduled"
     sms = db.query_one("SELECT * FROM outbox WHERE kind = 'client_appointment'")
     assert sms["to_phone"] == "+15145550123"
@@ -150,16 +150,16 @@ def test_appointment_book_overlap_move_cancel_with_client_sms(client, db, shop):
     assert "jeudi 26 novembre à 14 h 30" in bob_sms
 
     moved = client.post(f"/en/app/appointments/{appt['id']}/move",
-                        data={"_csrf_token": token, "day": "2026-11-27", "time": "09:00", "duration": "30"})
+                        data={"_csrf_token": token, "day": "2037-11-27", "time": "09:00", "duration": "30"})
     assert moved.status_code == 200
     assert db.query_one("SELECT starts_at FROM appointments WHERE id = ?", (appt["id"],))["starts_at"] == \
-        "2026-11-27T14:00:00+00:00"
-    client.post(f"/en/app/appointments/{appt['id']}/cancel", data={"_csrf_token": token})
+        "2037-11-27T14:00:00+00:00"
+    client.post(f"/en/app/appointments/{appt['id']}/cancel", data={"_csrf_token": token, "confirm": "yes"})
     assert db.query_one("SELECT status FROM appointments WHERE id = ?", (appt["id"],))["status"] == "cancelled"
     bodies = [r["body"] for r in db.query("SELECT body FROM outbox WHERE to_phone = '+15145550123' ORDER BY id")]
     assert len(bodies) == 3 and "new time: Friday, November 27 at 9:00 a.m." in bodies[1] and "is cancelled" in bodies[2]
 
-    week = client.get("/fr/app/calendar?week=2026-11-26").text
+    week = client.get("/fr/app/calendar?week=2037-11-26").text
     assert "Bob" in week and "14:30" in week and "Ann" not in week  # Ann's was cancelled
 
 
@@ -168,11 +168,11 @@ def test_ics_feed_lists_booked_appointments_in_utc(client, db, shop):
     token = signed_in(client, db, owner, bid)
     lead_id = add_lead(db, bid, first_name="Ann; the, \"best\"", phone="+15145550123", need="x")
     client.post(f"/fr/app/leads/{lead_id}/appointments",
-                data={"_csrf_token": token, "day": "2026-11-26", "time": "14:00", "duration": "45"})
-    page = client.get("/fr/app/calendar?week=2026-11-23").text
+                data={"_csrf_token": token, "day": "2037-11-26", "time": "14:00", "duration": "45"})
+    page = client.get("/fr/app/calendar?week=2037-11-23").text
     url = re.search(r'value="(http[^"]+\.ics)"', page).group(1)
     feed = client.get(url.replace("http://127.0.0.1:8000", ""))
-    assert "DTSTART:20261126T190000Z" in feed.text and "DTEND:20261126T194500Z" in feed.text
+    assert "DTSTART:20371126T190000Z" in feed.text and "DTEND:20371126T194500Z" in feed.text
     assert "SUMMARY:Ann\\; the\\, \"best\"" in feed.text
     assert feed.text.endswith("END:VCALENDAR\r\n")
     assert all(len(line.encode()) <= 75 for line in feed.text.split("\r\n"))
@@ -228,7 +228,7 @@ def test_custom_fields_added_reordered_removed_and_shown_on_the_form(client, db,
     client.post(f"/fr/app/settings/fields/{fields[1]['id']}/move", data={"_csrf_token": token, "direction": "up"})
     form = client.get("/en/f/gagnon").text
     assert form.index("Preferred date") < form.index("Building type")
-    client.post(f"/fr/app/settings/fields/{fields[0]['id']}/remove", data={"_csrf_token": token})
+    client.post(f"/fr/app/settings/fields/{fields[0]['id']}/remove", data={"_csrf_token": token, "confirm": "yes"})
     assert "Type de bâtiment" not in client.get("/fr/f/gagnon").text
 
 
@@ -253,7 +253,8 @@ def test_team_member_added_with_one_time_password_then_removed(client, db, shop)
     assert client.get("/fr/app/settings").status_code == 403  # a member
     # The owner removes them: their session ends at once.
     signed_in(client, db, owner, bid)
-    client.post(f"/fr/app/settings/team/{member['id']}/remove", data={"_csrf_token": csrf_token(client)})
+    client.post(f"/fr/app/settings/team/{member['id']}/remove",
+                data={"_csrf_token": csrf_token(client), "confirm": "yes"})
     client.cookies.set("capteo_session", member_cookie)
     assert client.get("/fr/app/leads", follow_redirects=False).status_code == 303
 

@@ -61,7 +61,7 @@ def test_form_page_names_the_business_and_consent_is_never_prechecked(client, sh
     assert "checked" not in consent and 'value="yes"' in consent
     assert "J'accepte que Plomberie Gagnon & Fils utilise les renseignements de ce formulaire pour " \
            "traiter ma demande de service" in html.unescape(page)
-    assert 'href="/fr/privacy"' in page
+    assert 'href="/fr/privacy?b=gagnon"' in page  # the policy then names the business
     assert "Type de propriété" in page and "Maison" in page
     en = client.get("/en/f/gagnon").text
     assert "I agree that Plomberie Gagnon &amp; Fils uses the information" in en and "Type of property" in en

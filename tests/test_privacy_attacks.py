@@ -9,6 +9,7 @@ import csv
 import io
 import json
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -38,13 +39,25 @@ def shop(db):
 
 
 def received(db, config, bid, caller=CALLER, transcript="Bonjour ici Zéphyrinvocal, rappelez-moi"):
-    """A voicemail as it arrives (file, then row), taken as far as a transcript and an
-    extraction, but never made into a lead (the lead step failed)."""
-    vm_id, _ = voicemail.receive(db, config, business_id=bid, data=tone_wav(1.0), caller_id=caller, source="upload",
-                                 actor="t")
+    """A voicemail from before leads were made at arrival, taken as far as a transcript and
+    an extraction but never made into a lead (the lead step failed): such rows are still in
+    data directories that upgraded."""
+    name = f"legacy-{secrets.token_hex(6)}.wav"
+    (config.audio_dir / name).write_bytes(tone_wav(1.0))
+    now = clock.now_iso()
     with db.write() as conn:
-        conn.execute("UPDATE voicemails SET transcript = ?, extraction = ?, state = 'failed' WHERE id = ?",
-                     (transcript, json.dumps({"first_name": "Zéphyrinvocal", "phone": caller}), vm_id))
+        conn.execute("INSERT INTO voicemails (business_id, caller_id, audio_path, duration_s, created_at, updated_at,"
+                     " source, transcript, extraction, state) VALUES (?, ?, ?, 1.0, ?, ?, 'upload', ?, ?, 'failed')",
+                     (bid, caller, name, now, now, transcript,
+                      json.dumps({"first_name": "Zéphyrinvocal", "phone": caller})))
+        return conn.last_insert_rowid()
+
+
+def pending_without_lead(db, config, bid, caller=CALLER):
+    """The same, still waiting for its transcript."""
+    vm_id = received(db, config, bid, caller=caller, transcript=None)
+    with db.write() as conn:
+        conn.execute("UPDATE voicemails SET extraction = NULL, state = 'received' WHERE id = ?", (vm_id,))
     return vm_id
 
 
@@ -62,8 +75,7 @@ def raw_files(config) -> bytes:
 def test_erasure_by_phone_erases_voicemails_that_never_became_a_lead(client, db, config, shop):
     bid, other, owner, _ = shop
     done = received(db, config, bid)
-    pending, _ = voicemail.receive(db, config, business_id=bid, data=tone_wav(1.0), caller_id=CALLER,
-                                   source="upload", actor="t")  # not transcribed yet
+    pending = pending_without_lead(db, config, bid)  # not transcribed yet
     elsewhere = received(db, config, other)
     files = {vm: audio_of(db, config, vm) for vm in (done, pending, elsewhere)}
     token = signed_in(client, db, owner, bid)

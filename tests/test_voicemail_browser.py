@@ -29,7 +29,8 @@ def test_upload_watch_progress_open_the_lead(tmp_path, page):
         screenshot(page, "voicemail-upload-fr")
         page.get_by_role("button", name="Envoyer l'enregistrement").click()
         page.wait_for_url(re.compile(r".*/fr/app/voicemail/\d+$"))
-        page.get_by_role("link", name="Ouvrir la demande").wait_for(timeout=60_000)
+        page.get_by_role("link", name="Ouvrir la demande").wait_for()  # the lead exists at once (issue 12)
+        page.locator("#vm-progress:not([hx-trigger])").wait_for(timeout=60_000)  # filled in: polling stopped
         screenshot(page, "voicemail-progress-fr")
         page.get_by_role("link", name="Ouvrir la demande").click()
         page.get_by_text("Extrait par l'IA — à vérifier").wait_for()

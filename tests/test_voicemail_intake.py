@@ -91,7 +91,9 @@ def test_dashboard_upload_then_progress_page(client, db, config, shop, speech):
     assert r.status_code == 303
     voicemail_id = int(r.headers["location"].rsplit("/", 1)[1])
     page = client.get(r.headers["location"]).text
-    assert "Le modèle de reconnaissance vocale n'est pas installé" in page.replace("&#39;", "'")
+    # Issue 12: no speech model, yet the lead is there to listen to; no operator instructions.
+    assert "La transcription automatique n'est pas encore disponible" in page.replace("&#39;", "'")
+    assert "run.py" not in page and "Ouvrir la demande" in page
     assert 'hx-trigger="every 2s"' in page  # polls itself while waiting
     bad = client.post("/en/app/voicemail", files={"audio": ("x.mp3", b"", "audio/mpeg")}, data={"_csrf_token": token})
     assert bad.status_code == 422 and "The file is empty." in bad.text

@@ -7,6 +7,7 @@ language, and lands on the lead's timeline and in the audit log.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -44,6 +45,12 @@ class Slot:
         return cls(start, start + timedelta(minutes=minutes))
 
 
+def refuse_past(slot: Slot) -> None:
+    """A slot that has already started is refused: the client would get an SMS for a time gone by."""
+    if slot.starts_at < clock.now():
+        raise AppointmentError(i18n.N_("This time has already passed: choose a time to come."))
+
+
 def _iso(dt: datetime) -> str:
     return dt.astimezone(UTC).isoformat(timespec="seconds")
 
@@ -74,6 +81,7 @@ def _notify_client(conn, business: dict, lead: dict, slot: Slot | None, msgid: s
 
 def book(db: Database, business: dict, lead_id: int, slot: Slot, *, user_id: int) -> tuple[int, list[int]]:
     """Returns (appointment id, outbox ids to wake). LookupError: not this business's lead."""
+    refuse_past(slot)
     now = clock.now_iso()
     with db.write() as conn:
         lead = leads._locked(conn, business["id"], lead_id)
@@ -103,6 +111,7 @@ def _appointment(conn, business_id: int, appointment_id: int) -> dict:
 
 
 def move(db: Database, business: dict, appointment_id: int, slot: Slot, *, user_id: int) -> list[int]:
+    refuse_past(slot)
     with db.write() as conn:
         appt = _appointment(conn, business["id"], appointment_id)
         if appt["status"] != "booked":
@@ -119,7 +128,27 @@ def move(db: Database, business: dict, appointment_id: int, slot: Slot, *, user_
     return [sms] if sms else []
 
 
+def get(db: Database, business_id: int, appointment_id: int) -> dict | None:
+    """One appointment of the business, with its client's name and phone (for the confirmation step)."""
+    return db.query_one(
+        """SELECT a.*, l.first_name, l.last_name, l.phone FROM appointments a JOIN leads l ON l.id = a.lead_id
+           WHERE a.business_id = ? AND a.id = ?""", (business_id, appointment_id))
+
+
+def _status_before_booking(db: Database, business_id: int, lead_id: int) -> str:
+    """The status the lead had when a booking made it "scheduled": the `from` of the latest
+    status change to "scheduled" on its timeline. Booking only moves a new or contacted lead,
+    so anything else (or no such change) gives "new"."""
+    for event in reversed(leads.timeline(db, business_id, lead_id)):
+        data = json.loads(event["data"] or "{}")
+        if event["kind"] == "status" and data.get("to") == "scheduled":
+            return data["from"] if data.get("from") in ("new", "contacted") else "new"
+    return "new"
+
+
 def cancel(db: Database, business: dict, appointment_id: int, *, user_id: int) -> list[int]:
+    """Cancel, text the client, and put a lead that this left "scheduled" with nothing booked
+    back to the status it had before booking (a status change on its timeline)."""
     with db.write() as conn:
         appt = _appointment(conn, business["id"], appointment_id)
         if appt["status"] == "cancelled":
@@ -134,6 +163,12 @@ def cancel(db: Database, business: dict, appointment_id: int, *, user_id: int) -
         slot = Slot(datetime.fromisoformat(appt["starts_at"]), datetime.fromisoformat(appt["ends_at"]))
         sms = _notify_client(conn, business, lead, slot, i18n.N_(
             "%(business)s: your appointment of %(when)s is cancelled. We will contact you."))
+        still_booked = list(conn.execute(
+            "SELECT 1 FROM appointments WHERE business_id = ? AND lead_id = ? AND status = 'booked'",
+            (business["id"], lead["id"])))
+    if lead["status"] == "scheduled" and not still_booked:
+        leads.set_status(db, business["id"], lead["id"], _status_before_booking(db, business["id"], lead["id"]),
+                         user_id=user_id)
     return [sms] if sms else []
 
 
@@ -180,10 +215,12 @@ def _fold(line: str) -> str:
 
 def ics(db: Database, business: dict, public_url: str, since: datetime | None = None) -> str:
     """The business's booked appointments (from 30 days back) as an iCalendar feed.
-    Summaries carry the client's first name and the lead's reference only."""
+    Summaries carry the client's first name and the lead's reference only; LOCATION
+    carries the street address and postal code, which the owner needs to drive there."""
     since = since or clock.now() - timedelta(days=30)
     rows = db.query(
-        """SELECT a.*, l.first_name, l.reference FROM appointments a JOIN leads l ON l.id = a.lead_id
+        """SELECT a.*, l.first_name, l.reference, l.street_address, l.postal_code
+           FROM appointments a JOIN leads l ON l.id = a.lead_id
            WHERE a.business_id = ? AND a.status = 'booked' AND a.ends_at >= ? ORDER BY a.starts_at""",
         (business["id"], _iso(since)),
     )
@@ -197,6 +234,10 @@ def ics(db: Database, business: dict, public_url: str, since: datetime | None = 
         summary = f"{r['first_name'] or ''} ({r['reference']})".strip()
         lines += ["BEGIN:VEVENT", f"UID:capteo-appointment-{r['id']}@capteo", f"DTSTAMP:{stamp}",
                   f"DTSTART:{start}", f"DTEND:{end}", f"SUMMARY:{_ics_text(summary)}",
-                  f"URL:{public_url}/{lang}/app/leads/{r['lead_id']}", "END:VEVENT"]
+                  f"URL:{public_url}/{lang}/app/leads/{r['lead_id']}"]
+        place = ", ".join(p.strip() for p in (r["street_address"], r["postal_code"]) if p and p.strip())
+        if place:
+            lines.append(f"LOCATION:{_ics_text(place)}")
+        lines.append("END:VEVENT")
     lines.append("END:VCALENDAR")
     return "\r\n".join(_fold(line) for line in lines) + "\r\n"

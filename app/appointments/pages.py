@@ -16,7 +16,7 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
 import jobs.intake
-from app import appointments, audit, businesses, clock, http
+from app import appointments, audit, businesses, clock, http, i18n
 from app.appointments import AppointmentError, Slot
 from app.db import Database
 from app.http import DB, Conf, Form, SignedIn
@@ -42,12 +42,17 @@ def _slot_action(request: Request, db: Database, session: dict, lead_id: int, da
     try:
         slot = Slot.local(data.get("day", ""), data.get("time", ""), _int(data.get("duration")),
                           session["timezone"])
+        appointments.refuse_past(slot)  # before the overlap warning: a past slot is never booked
         overlaps = appointments.overlapping(db, session["business_id"], slot, appointment_id)
         if overlaps and data.get("confirm_overlap") != "yes":
-            return render_lead(request, lead_context(db, session, lead_id, overlaps=overlaps, values=data),
-                               status_code=409)
+            return render_lead(request, lead_context(db, session, lead_id, overlaps=overlaps, values=data,
+                                                     slot_form=appointment_id or "b"), status_code=409)
         sms = act(slot)
-    except (AppointmentError, LeadError) as e:
+    except AppointmentError as e:
+        # Shown in the appointments section, by the form the person just used.
+        return render_lead(request, lead_context(db, session, lead_id, values=data, slot_form=appointment_id or "b",
+                                                 errors={"appointment": i18n.gettext(str(e))}), status_code=422)
+    except LeadError as e:
         return lead_error(request, db, session, lead_id, str(e), values=data)
     _wake_sms(sms)
     return after_action(request, db, session, lead_id)
@@ -80,9 +85,16 @@ def appointment_move(request: Request, session: SignedIn, db: DB, appointment_id
 
 @post("/app/appointments/{appointment_id:int}/cancel", name="appointment_cancel", sync_to_thread=True,
       status_code=200)
-def appointment_cancel(request: Request, session: SignedIn, db: DB,
-                       appointment_id: FromPath[int]) -> Template | Redirect:
+def appointment_cancel(request: Request, session: SignedIn, db: DB, appointment_id: FromPath[int],
+                       data: Form) -> Template | Redirect:
+    """Two steps: without confirm=yes, the lead with a confirmation naming the appointment (the
+    client gets an SMS); with it, the cancellation."""
     lead_id = _lead_of(db, session, appointment_id)
+    if data.get("confirm") != "yes":
+        appointment = appointments.get(db, session["business_id"], appointment_id)
+        if appointment is None or appointment["status"] != "booked":
+            return after_action(request, db, session, lead_id)
+        return render_lead(request, lead_context(db, session, lead_id, cancelling=appointment))
     try:
         sms = appointments.cancel(db, businesses.get(db, session["business_id"]), appointment_id,
                                   user_id=session["user_id"])

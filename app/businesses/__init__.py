@@ -440,6 +440,10 @@ def remove_member(db: Database, business_id: int, user_id: int, *, actor: str) -
     return True
 
 
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
 def set_password(db: Database, user_id: int, password: str, *, keep_session: str | None = None) -> None:
     """A new password for the user. Every session of theirs ends, except the one whose cookie
     is `keep_session` (the person changing it): whoever else held the old one is out."""

@@ -19,13 +19,14 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
 from app import businesses, http, i18n, normalize
-from app.businesses import auth, hours
+from app.businesses import auth, hours, recovery
 from app.businesses.ratelimit import client_ip
 from app.config import Config
 from app.db import Database
 from app.http import DB, Conf, Form, RateLimits, SignedIn, lang
 from app.i18n import N_
 from app.leads import custom_fields
+from app.messaging.email import Mailer
 
 DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
@@ -115,8 +116,10 @@ def _validate(data: dict[str, str]) -> tuple[dict, dict]:
 # ---- sign-in -------------------------------------------------------------------------------------
 
 def _safe_next(value: str | None) -> str:
-    """Only a local dashboard path may follow sign-in (no open redirect)."""
-    if value and value.startswith(f"/{lang()}/app/") and "//" not in value and "\\" not in value:
+    """Only a local dashboard path (with its query string) may follow sign-in (no open
+    redirect, nothing that could break out of the Location header)."""
+    if (value and value.startswith(f"/{lang()}/app/") and "//" not in value and "\\" not in value
+            and not any(ord(c) < 0x20 or c == "\x7f" for c in value)):
         return value
     return f"/{lang()}/app/leads"
 
@@ -277,8 +280,14 @@ def field_move(request: Request, session: SignedIn, db: DB, field_id: FromPath[i
 
 @post("/app/settings/fields/{field_id:int}/remove", name="settings_field_remove", sync_to_thread=True,
       status_code=200, guards=[http.owner])
-def field_remove(request: Request, session: SignedIn, db: DB, field_id: FromPath[int]) -> Template | Redirect:
-    _field_or_404(db, session, field_id)
+def field_remove(request: Request, session: SignedIn, db: DB, field_id: FromPath[int],
+                 data: Form) -> Template | Redirect:
+    """Two steps: without confirm=yes, the page asks, naming the question (answers received stay)."""
+    field = _field_or_404(db, session, field_id)
+    if data.get("confirm") != "yes":
+        page = _fields_page(db, session)
+        page.context["removing"] = field
+        return page
     with db.write() as conn:
         custom_fields.remove(conn, session["business_id"], field_id, actor=f"user:{session['user_id']}")
     return _done_fields(request, db, session)
@@ -290,7 +299,7 @@ def _team_page(db: Database, session: dict, *, status_code: int = 200, **extra: 
     return Template("businesses/team.html", status_code=status_code, context={
         "session": session, "team": businesses.team(db, session["business_id"]),
         "invitations": businesses.sent_invitations(db, session["business_id"]), "error": None,
-        "created": None, **extra})
+        "created": None, "reset": None, **extra})
 
 
 @get("/app/settings/team", name="settings_team", sync_to_thread=True, guards=[http.owner])
@@ -323,7 +332,15 @@ def team_add(session: SignedIn, db: DB, data: Form) -> Template:
 
 @post("/app/settings/team/{user_id:int}/remove", name="settings_team_remove", sync_to_thread=True,
       status_code=200, guards=[http.owner])
-def team_remove(session: SignedIn, db: DB, user_id: FromPath[int]) -> Template | Redirect:
+def team_remove(session: SignedIn, db: DB, user_id: FromPath[int], data: Form) -> Template | Redirect:
+    """Two steps: without confirm=yes, the page asks, naming the person (they lose access at once)."""
+    if data.get("confirm") != "yes":
+        member = next((m for m in businesses.team(db, session["business_id"]) if m["id"] == user_id), None)
+        if member is None:
+            raise NotFoundException()
+        if member["role"] == "owner":  # never removed: nothing to confirm
+            return Redirect(f"/{lang()}/app/settings/team", status_code=303)
+        return _team_page(db, session, removing=member)
     try:
         businesses.remove_member(db, session["business_id"], user_id, actor=f"user:{session['user_id']}")
     except LookupError:
@@ -412,9 +429,69 @@ def password_save(request: Request, session: SignedIn, db: DB, data: Form) -> Te
     return Redirect(f"/{lang()}/app/leads", status_code=303)
 
 
+# ---- a way back in -------------------------------------------------------------------------------
+
+def _forgot_page(config: Config, *, sent: bool = False, status_code: int = 200) -> Template:
+    return Template("businesses/forgot.html", status_code=status_code, context={
+        "sent": sent, "email_ready": Mailer.from_config(config) is not None})
+
+
+@get("/password/forgot", name="password_forgot", sync_to_thread=False)
+def forgot_page(config: Conf) -> Template:
+    return _forgot_page(config)
+
+
+@post("/password/forgot", name="password_forgot_send", sync_to_thread=True, status_code=200)
+def forgot_send(request: Request, db: DB, config: Conf, limits: RateLimits, data: Form) -> Template:
+    """The same answer for every email, account or not; limited like sign-in failures."""
+    slot = limits.login.take("password-reset", client_ip(request))
+    if slot is None:
+        return Template("error.html", context={"status": 429}, status_code=429)
+    recovery.request_link(db, Mailer.from_config(config), (data.get("email") or "").strip()[:254], lang=lang(),
+                          public_url=config.public_url)
+    return _forgot_page(config, sent=True)
+
+
+@get("/password/reset/{token:str}", name="password_reset", sync_to_thread=True)
+def reset_page(db: DB, token: FromPath[str]) -> Template:
+    expired = recovery.user_for(db, token) is None
+    return Template("businesses/reset.html", status_code=410 if expired else 200, context={
+        "token": token, "expired": expired, "error": None})
+
+
+@post("/password/reset/{token:str}", name="password_reset_save", sync_to_thread=True, status_code=303)
+def reset_save(db: DB, token: FromPath[str], data: Form) -> Template | Redirect:
+    new, again = data.get("password", ""), data.get("password_again", "")
+    error = None
+    if len(new) < 10:
+        error = N_("The password must have at least 10 characters.")
+    elif new != again:
+        error = N_("The two passwords differ.")
+    expired = recovery.user_for(db, token) is None
+    if expired or error:
+        return Template("businesses/reset.html", status_code=410 if expired else 422, context={
+            "token": token, "expired": expired, "error": i18n.gettext(error) if error else None})
+    if not recovery.reset_with_link(db, token, new[:1024]):
+        return Template("businesses/reset.html", status_code=410, context={"token": token, "expired": True,
+                                                                          "error": None})
+    return Redirect(f"/{lang()}/login", status_code=303)
+
+
+@post("/app/settings/team/{user_id:int}/reset", name="settings_team_reset", sync_to_thread=True, status_code=200,
+      guards=[http.owner])
+def team_reset(session: SignedIn, db: DB, user_id: FromPath[int]) -> Template:
+    """A member locked out: a new one-time password, shown once; their sessions end."""
+    member = next((m for m in businesses.team(db, session["business_id"]) if m["id"] == user_id), None)
+    try:
+        password = recovery.reset_member(db, session["business_id"], user_id, actor=f"user:{session['user_id']}")
+    except LookupError:
+        raise NotFoundException() from None
+    return _team_page(db, session, reset={"email": member["email"] if member else "", "password": password})
+
+
 routes: http.Routes = [
-    http.localized(login_page, login_submit, logout),
+    http.localized(login_page, login_submit, logout, forgot_page, forgot_send, reset_page, reset_save),
     http.dashboard(settings_page, settings_save, fields_page, field_add, field_edit, field_move, field_remove,
                    team_page, team_add, team_remove, team_cancel, invitations_page, invitation_accept,
-                   invitation_decline, switch, password_page, password_save),
+                   invitation_decline, switch, password_page, password_save, team_reset),
 ]

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import logging
 import secrets
+from datetime import timedelta
 from typing import Any
 
 from anyio import to_thread
+from babel.dates import format_timedelta
 from litestar import Request, get, post
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
+from markupsafe import Markup, escape
 
 import jobs.intake
 from app import businesses, clock, form, http, i18n, normalize
@@ -105,7 +108,7 @@ def _submit_sync(ip: str, db: Database, config: Config, limiter: RateLimiter, sl
     # Taken before the work and given back if it does not count (concurrent posts cannot pass together).
     slot = limiter.take(business["id"], ip)
     if slot is None:
-        return Template("error.html", context={"status": 429}, status_code=429, headers=headers)
+        return _rate_limited(db, config, business, sent, token, is_embed, headers)
     fields = custom_fields.active_fields(db, business["id"])
     submission = form.validate(sent, fields)
     if any(v.strip() for v in sent.get(form.HONEYPOT_FIELD, [])):
@@ -124,6 +127,38 @@ def _submit_sync(ip: str, db: Database, config: Config, limiter: RateLimiter, sl
     else:
         slot.give_back()  # the same form sent again: its lead counted the first time
     return _thanks(business, submission, lead["reference"], is_embed, headers)
+
+
+def _rate_limited(db: Database, config: Config, business: dict, sent: dict[str, list[str]], token: str,
+                  is_embed: bool, headers: dict[str, str]) -> Template:
+    """Too many requests from this address: the form again with what they typed, the real
+    wait (the whole window, at most) and the business's phone, so the person is not stuck."""
+    window = config.forms.rate_window
+    # Exact, never rounded down: «1 heure», "90 minutes" (format_duration would say 2 hours).
+    locale = i18n.LOCALES[i18n.current_language.get()]
+    if window % 3600 == 0:
+        wait = format_timedelta(timedelta(seconds=window), threshold=1, locale=locale)
+    else:
+        wait = format_timedelta(timedelta(minutes=-(-window // 60)), granularity="minute", threshold=10**6,
+                                locale=locale)
+    message: str
+    if business.get("phone"):
+        # The number as a link: one tap calls from a phone (and it never wraps mid-number).
+        phone = Markup('<a class="nowrap" href="tel:{}">{}</a>').format(
+            business["phone"], i18n.format_phone(business["phone"]))
+        message = Markup(escape(i18n.gettext(
+            "Too many requests were sent from this connection. Your answers are still below: "
+            "you can send them again in %(wait)s at most, or call %(business)s at %(phone)s."
+        ))) % {"wait": wait, "business": business["name"], "phone": phone}
+    else:
+        message = i18n.gettext(
+            "Too many requests were sent from this connection. Your answers are still below: "
+            "you can send them again in %(wait)s at most."
+        ) % {"wait": wait}
+    context = _context(db, config, business, embed=is_embed, values=_values_for_redisplay(sent), token=token)
+    context["errors"] = {"_form": message}
+    return Template("form/page.html", status_code=429, context=context,
+                    headers={**headers, "retry-after": str(window)})
 
 
 def _wake(lead_id: int) -> None:

@@ -108,6 +108,22 @@ def fts_query(q: str) -> str | None:
     return " AND ".join('"' + w.replace('"', '""') + '"*' for w in words)
 
 
+def reference_query(q: str) -> str | None:
+    """A lead's reference as the client reads it back: any case, with or without the
+    spaces, dashes or "#" people add ("k7m-2pq4", "# K7M 2PQ4") -> "K7M2PQ4"; None when
+    what was typed cannot be a reference."""
+    compact = re.sub(r"[\s\-#.]", "", q or "").upper()
+    return compact if re.fullmatch(r"[0-9A-Z]{7}", compact) else None
+
+
+def by_reference(db: Database, business_id: int, q: str) -> dict | None:
+    """This business's lead with that reference (typed any way `reference_query` reads)."""
+    reference = reference_query(q)
+    if reference is None:
+        return None
+    return db.query_one("SELECT * FROM leads WHERE business_id = ? AND reference = ?", (business_id, reference))
+
+
 def inbox(
     db: Database,
     business_id: int,
@@ -131,16 +147,20 @@ def inbox(
         where.append("l.channel = ?")
         params.append(channel)
     match = fts_query(q or "")
+    reference = reference_query(q or "")
     offset = (max(page, 1) - 1) * per_page
+    found = []
     if match:
         # The tenant token keeps the search inside this business's own index entries.
-        sql = f"""SELECT l.* FROM leads_fts JOIN leads l ON l.id = leads_fts.rowid
-                  WHERE leads_fts MATCH ? AND {' AND '.join(where)}
-                  ORDER BY {_ORDER} LIMIT ? OFFSET ?"""
-        params = [f"search_tenant:b{business_id} AND ({match})", *params]
-    else:
-        sql = f"""SELECT l.* FROM leads l WHERE {' AND '.join(where)}
-                  ORDER BY {_ORDER} LIMIT ? OFFSET ?"""
+        found.append("l.id IN (SELECT rowid FROM leads_fts WHERE leads_fts MATCH ?)")
+        params.append(f"search_tenant:b{business_id} AND ({match})")
+    if reference:
+        found.append("l.reference = ?")
+        params.append(reference)
+    if found:
+        where.append(f"({' OR '.join(found)})")
+    sql = f"""SELECT l.* FROM leads l WHERE {' AND '.join(where)}
+              ORDER BY {_ORDER} LIMIT ? OFFSET ?"""
     rows = db.query(sql, (*params, per_page + 1, offset))
     return rows[:per_page], len(rows) > per_page
 
@@ -222,6 +242,27 @@ def set_status(db: Database, business_id: int, lead_id: int, status: str, *, use
         audit.record(conn, actor=f"user:{user_id}", action="lead.status", entity="lead", entity_id=lead_id,
                      business_id=business_id, fields=["status"])
     return get(db, business_id, lead_id)
+
+
+def for_client(db: Database, reference: str) -> dict | None:
+    """The lead with this exact reference (references are unique across businesses: a client's
+    status page finds it, and then checks the phone number the client gave)."""
+    return db.query_one("SELECT * FROM leads WHERE reference = ?", (reference,))
+
+
+def close_by_client(db: Database, business_id: int, lead_id: int, *, actor: str) -> None:
+    """The client cancelled their request from the status page."""
+    now = clock.now_iso()
+    with db.write() as conn:
+        lead = _locked(conn, business_id, lead_id)
+        if lead["status"] in ("closed", "archived"):
+            return
+        conn.execute("UPDATE leads SET status = 'closed', updated_at = ? WHERE business_id = ? AND id = ?",
+                     (now, business_id, lead_id))
+        _event(conn, business_id=business_id, lead_id=lead_id, user_id=None, kind="status",
+               data={"from": lead["status"], "to": "closed", "by": "client"})
+        audit.record(conn, actor=actor, action="lead.cancel_by_client", entity="lead", entity_id=lead_id,
+                     business_id=business_id, fields=["status"])
 
 
 def add_note(db: Database, business_id: int, lead_id: int, text: str, *, user_id: int) -> None:

@@ -115,6 +115,10 @@ PLOT_TOP, PLOT_BOTTOM = 34, 212
 X_LABEL_Y = 230
 LEGEND_Y = 12
 FONT = 'font-family="system-ui, sans-serif"'
+# 13 user units: the chart shrinks with the screen, and on a phone (where the card scrolls
+# sideways rather than shrink it below 36rem) its words stay near 12 px.
+FONT_SIZE = 13
+CHAR_WIDTH = 7.7  # roughly, per character at FONT_SIZE: spaces the legend's entries
 TEXT_COLOUR = "#3d4852"
 GRID_COLOUR = "#d5dbe1"
 AXIS_COLOUR = "#8795a1"
@@ -194,7 +198,7 @@ def svg_chart(
     out: list[str] = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
         f'viewBox="0 0 {WIDTH} {HEIGHT}" role="img" class="glance-chart" '
-        f'aria-labelledby="{cid}-title {cid}-desc" {FONT} font-size="11">',
+        f'aria-labelledby="{cid}-title {cid}-desc" {FONT} font-size="{FONT_SIZE}">',
         f'<title id="{cid}-title">{escape(title)}</title>',
         f'<desc id="{cid}-desc">{escape(summary)}</desc>',
     ]
@@ -211,7 +215,7 @@ def svg_chart(
             f'stroke-width="1" shape-rendering="crispEdges"/>'
         )
         out.append(
-            f'<text x="{PLOT_LEFT - 6}" y="{_num(y_of(value) + 4)}" text-anchor="end" '
+            f'<text x="{PLOT_LEFT - 6}" y="{_num(y_of(value) + 5)}" text-anchor="end" '
             f'fill="{TEXT_COLOUR}">{value}</text>'
         )
         value += step
@@ -265,7 +269,7 @@ def svg_chart(
         out.append(
             f'<text x="{_num(lx + 14)}" y="{LEGEND_Y}" fill="{TEXT_COLOUR}">{escape(text)}</text>'
         )
-        lx += 14 + len(text) * 6.5 + 18
+        lx += 14 + len(text) * CHAR_WIDTH + 18
     out.append("</g>")
 
     out.append("</svg>")

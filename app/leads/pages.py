@@ -188,7 +188,7 @@ def lead_confirm(session: SignedIn, db: DB, lead_id: FromPath[int]) -> Redirect:
 # ---- map, overview ---------------------------------------------------------------------------
 
 @get("/app/map", name="map", sync_to_thread=True)
-def lead_map(session: SignedIn, config: Conf) -> Template:
+def lead_map(session: SignedIn, config: Conf, db: DB) -> Template:
     labels = {s: i18n.pgettext(*leads.STATUS_LABELS[s]) for s in leads.STATUSES}
     # This page alone may load the tile server's images.
     tiles = config.map.tile_url
@@ -196,7 +196,8 @@ def lead_map(session: SignedIn, config: Conf) -> Template:
     return Template("leads/map.html", headers={"content-security-policy": http.csp(img=origin),
                                                "x-frame-options": "DENY"}, context={
         "session": session, "tiles": tiles, "attribution": config.map.attribution,
-        "labels": json.dumps(labels, ensure_ascii=False)})
+        "labels": json.dumps(labels, ensure_ascii=False),
+        "waiting": geocoding.waiting_count(db, session["business_id"])})
 
 
 @get("/app/map/points", name="map_points", sync_to_thread=True)

@@ -73,6 +73,14 @@ def is_pending(db: Database, lead_id: int) -> bool:
     return db.query_one("SELECT 1 AS x FROM leads WHERE id = ? AND geocode_status = 'pending'", (lead_id,)) is not None
 
 
+def waiting_count(db: Database, business_id: int) -> int:
+    """How many of this business's leads are still waiting for their coordinates (the map
+    says so rather than look empty)."""
+    return db.one(
+        "SELECT count(*) AS n FROM leads WHERE business_id = ? AND geocode_status = 'pending'"
+        " AND status != 'anonymized'", (business_id,))["n"]
+
+
 def pending(db: Database, now: datetime | None = None, limit: int = 100) -> list[int]:
     now = now or clock.now()
     return [r["id"] for r in db.query(

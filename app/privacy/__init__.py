@@ -30,7 +30,7 @@ from markdown_it import MarkdownIt
 from app import audit, clock, normalize, voicemail
 from app.config import Config
 from app.db import Database
-from app.i18n import N_
+from app.i18n import N_, gettext_in
 from app.leads import custom_fields
 from app.leads.fields import LEAD_FIELDS
 
@@ -218,7 +218,10 @@ def policy_html(config: Config, lang: str) -> str:
     override = config.data_dir / "privacy" / f"policy.{lang}.md"
     source = override if override.is_file() else Path(__file__).parent / "policy" / f"policy.{lang}.md"
     text = source.read_text(encoding="utf-8")
-    contact = config.privacy.contact or "—"
+    # No operator contact configured: say so, and where to turn instead (never a bare "—").
+    contact = config.privacy.contact or gettext_in(lang, N_(
+        "no contact has been given yet by the operator of this service; write to the business "
+        "that received your request"))
     return _md.render(text.replace("{contact}", contact))
 
 

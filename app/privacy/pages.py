@@ -13,7 +13,7 @@ from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
-from app import audit, businesses, clock, form, http, i18n, normalize, privacy, voicemail
+from app import audit, businesses, clock, form, http, i18n, leads, normalize, privacy, voicemail
 from app.businesses.ratelimit import client_ip
 from app.db import Database
 from app.http import DB, Conf, Form, RateLimits, SignedIn, lang
@@ -22,8 +22,12 @@ from app.privacy import incidents, retention
 
 
 @get("/privacy", name="privacy", sync_to_thread=True)
-def policy(config: Conf) -> Template:
-    return Template("privacy/policy.html", context={"policy": privacy.policy_html(config, lang())})
+def policy(config: Conf, db: DB, b: FromQuery[str | None] = None) -> Template:
+    """The policy; from a business's form (?b=its address) it also names that business and
+    how to reach it. An unknown address shows the policy alone: it is the same for everyone."""
+    business = businesses.by_form_address(db, (b or "").strip().lower()[:100]) if b else None
+    return Template("privacy/policy.html", context={
+        "policy": privacy.policy_html(config, lang()), "business": business})
 
 
 # ---- public request page -------------------------------------------------------------------------
@@ -220,12 +224,26 @@ def _chain_status(db) -> audit.Verification:
 @get("/app/audit", name="audit_log", sync_to_thread=True, guards=[http.owner])
 def audit_viewer(session: SignedIn, db: DB, lead: FromQuery[str | None] = None,
                  actor: FromQuery[str | None] = None, page: FromQuery[int] = 1) -> Template:
+    """The filter takes what the owner has at hand: the reference the client was given
+    (or the lead's number), and a member's email (or "user:3")."""
     page = max(1, min(page, 10_000))
-    rows = audit.entries(db.reader(), session["business_id"], entity_id=lead or None, actor=actor or None,
-                         page=page)
+    text = (lead or "").strip()
+    lead_id: str | None = None
+    if text:
+        # A reference first (scoped to this business); then a lead number.
+        found = leads.by_reference(db, session["business_id"], text)
+        if found is not None:
+            lead_id = str(found["id"])
+        elif text.isdigit() and len(text) <= 18 and leads.get(db, session["business_id"], int(text)):
+            lead_id = str(int(text))
+    if text and lead_id is None:
+        rows: list[dict] = []
+    else:
+        rows = audit.entries(db.reader(), session["business_id"], entity_id=lead_id,
+                             actor=(actor or "").strip() or None, page=page)
     return Template("privacy/audit.html", context={
-        "session": session, "entries": rows[:50], "has_next": len(rows) > 50, "page": page, "lead": lead or "",
-        "actor": actor or "", "chain": _chain_status(db)})
+        "session": session, "entries": rows[:50], "has_next": len(rows) > 50, "page": page, "lead": text,
+        "actor": actor or "", "unknown_lead": bool(text) and lead_id is None, "chain": _chain_status(db)})
 
 
 # ---- operator -------------------------------------------------------------------------------------

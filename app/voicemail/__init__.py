@@ -1,14 +1,19 @@
 """Voicemail: from an audio file to one lead, durably.
 
-A voicemail is committed (audio file, then its row) before anything is queued.
-Its state lives in `voicemails.state`:
+A voicemail is committed (audio file, then its row) before anything is queued,
+and its lead ("to listen": the caller id and the recording) and the owner's SMS are
+committed in that same transaction: the owner hears of it at once, speech model or
+not. Its state lives in `voicemails.state`:
 
     received -> transcribed -> extracted -> lead_created      (or failed, with the reason)
 
-Each step reads the row, does its work, and moves the state forward in one
-transaction; running a step twice is harmless (the lead is created in the same
-transaction that records its id, so one voicemail makes one lead whatever
-crashes). The queue only wakes the work; `due()` is what a sweeper re-queues.
+The later steps fill that lead in (the transcript, then the extracted fields) and
+never overwrite what a person corrected; `lead_created` means the lead has all the
+pipeline will give it. Each step reads the row, does its work, and moves the state
+forward in one transaction; running a step twice is harmless. A voicemail received
+before leads were made at once (no `lead_id` yet) still gets its lead at the last
+step, in the transaction that records its id: one voicemail, one lead, whatever
+crashes. The queue only wakes the work; `due()` is what a sweeper re-queues.
 """
 
 from __future__ import annotations
@@ -44,6 +49,9 @@ def receive(db: Database, config: Config, *, business_id: int, data: bytes, call
         if existing:
             return existing["id"], False
     probe = audio.probe(data, config.voicemail.max_seconds, config.voicemail.max_bytes)
+    business = businesses.get(db, business_id)
+    if business is None:
+        raise LookupError(business_id)
     name = audio.store(config.audio_dir, data, probe.extension)
     now = clock.now_iso()
     try:
@@ -51,15 +59,21 @@ def receive(db: Database, config: Config, *, business_id: int, data: bytes, call
             if external_id and list(conn.execute(
                     "SELECT 1 FROM voicemails WHERE business_id = ? AND external_id = ?", (business_id, external_id))):
                 raise _Duplicate()
+            # The lead exists before anyone has read the message: its need stays empty (the
+            # dashboard shows it "to listen" until the transcript arrives), its phone is the caller id.
+            lead = leads.create(conn, business_id=business_id, channel="phone", actor="system:voicemail",
+                                language=business.get("language") or "fr", phone=caller_id, created_at=now)
             conn.execute(
-                """INSERT INTO voicemails (business_id, caller_id, audio_path, duration_s, created_at, updated_at,
-                                           next_attempt_at, source, external_id)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                (business_id, caller_id, name, round(probe.seconds, 2), now, now, now, source, external_id),
+                """INSERT INTO voicemails (business_id, lead_id, caller_id, audio_path, duration_s, created_at,
+                                           updated_at, next_attempt_at, source, external_id)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                (business_id, lead["id"], caller_id, name, round(probe.seconds, 2), now, now, now, source,
+                 external_id),
             )
             voicemail_id = conn.last_insert_rowid()
             audit.record(conn, actor=actor, action="voicemail.receive", entity="voicemail", entity_id=voicemail_id,
                          business_id=business_id, fields=["audio", "caller_id"] if caller_id else ["audio"])
+            outbox.queue_new_lead_sms(conn, business=business, lead_id=lead["id"], public_url=config.public_url)
     except _Duplicate:
         (config.audio_dir / name).unlink(missing_ok=True)
         return db.one("SELECT id FROM voicemails WHERE business_id = ? AND external_id = ?",
@@ -236,14 +250,22 @@ def process(db: Database, config: Config, engine: Engine, voicemail_id: int, pub
                     raise FileNotFoundError("the audio file was deleted before transcription")
                 transcript, language = engine.transcribe(config.audio_dir / Path(vm["audio_path"]).name, business)
                 with db.write() as conn:
-                    _move(conn, vm["id"], "received", "transcribed", transcript=transcript, language=language)
+                    if _move(conn, vm["id"], "received", "transcribed", transcript=transcript, language=language):
+                        _fill_lead(conn, vm, {"transcript": transcript, "language": language})
             elif vm["state"] == "transcribed":
                 extraction = engine.extract(vm["transcript"] or "", vm["caller_id"], business, vm["language"] or "fr")
                 with db.write() as conn:
                     _move(conn, vm["id"], "transcribed", "extracted",
                           extraction=json.dumps(extraction, ensure_ascii=False))
+            elif vm["state"] == "extracted" and vm["lead_id"] is None:
+                _create_lead(db, vm, business, public_url)  # received before leads were made at once
             elif vm["state"] == "extracted":
-                _create_lead(db, vm, business, public_url)
+                with db.write() as conn:
+                    current = next(iter(conn.execute("SELECT state FROM voicemails WHERE id = ?", (vm["id"],))))
+                    if current["state"] == "extracted":
+                        _fill_lead(conn, vm, _proposed(vm))
+                        conn.execute("UPDATE voicemails SET state = 'lead_created', updated_at = ? WHERE id = ?",
+                                     (clock.now_iso(), vm["id"]))
         except Exception as e:  # any failure of a step is recorded on the voicemail, then retried
             return _fail(db, config, vm, e)
 
@@ -272,3 +294,61 @@ def _create_lead(db: Database, vm: dict, business: dict, public_url: str) -> Non
                      (lead["id"], clock.now_iso(), vm["id"]))
         outbox.queue_new_lead_sms(conn, business=business, lead_id=lead["id"], public_url=public_url,
                                   urgent=bool(x.get("urgent")))
+
+
+# The lead's fields the extraction fills (urgent apart: it only ever goes up).
+FILLED_FIELDS = tuple(f.name for f in LEAD_FIELDS if f.extracted and f.at_creation)
+
+
+def _proposed(vm: dict) -> dict:
+    """What the extraction offers for the lead: the fields it found (shown "to verify"),
+    the need falling back to the start of the transcript, the caller's language."""
+    x = json.loads(vm["extraction"])
+    fields = {name: x.get(name) for name in FILLED_FIELDS}
+    ai = {name for name, value in fields.items() if value}
+    if not fields.get("need") and vm["transcript"]:
+        fields["need"] = vm["transcript"][:300]
+    return {**fields, "transcript": vm["transcript"], "language": x.get("language") or vm["language"],
+            "urgent": bool(x.get("urgent")), "ai": ai | ({"urgent"} if x.get("urgent") else set())}
+
+
+def _fill_lead(conn: apsw.Connection, vm: dict, proposed: dict) -> list[str]:
+    """Fill the voicemail's lead in, in the caller's transaction. A field is written only
+    if it is empty, still marked as the AI's, or the caller id the lead started with, and
+    never if a person corrected it (a correction is an `edit` event naming the field):
+    the dashboard is worked while the model is still listening. Returns the fields written."""
+    rows = list(conn.execute("SELECT * FROM leads WHERE id = ? AND business_id = ?",
+                             (vm["lead_id"], vm["business_id"])))
+    if not rows or rows[0]["status"] == "anonymized":
+        return []  # anonymized meanwhile: what it erased never comes back
+    lead = rows[0]
+    corrected = {name for e in conn.execute("SELECT data FROM lead_events WHERE lead_id = ? AND kind = 'edit'",
+                                            (lead["id"],))
+                 for name in json.loads(e["data"] or "{}").get("fields", [])}
+    ai = set(json.loads(lead["ai_fields"] or "[]"))
+
+    def writable(name: str) -> bool:
+        return name not in corrected and (
+            not lead[name] or name in ai or (name == "phone" and lead["phone"] == vm["caller_id"]))
+
+    taken = [name for name in FILLED_FIELDS if proposed.get(name) and writable(name)]
+    changes: dict = {name: proposed[name] for name in taken if proposed[name] != lead[name]}
+    # What now comes from the extraction is "to verify", even where it matches the caller id.
+    marked = ai | (set(taken) & set(proposed.get("ai", ())))
+    if proposed.get("transcript") is not None and lead["transcript"] is None:
+        changes["transcript"] = proposed["transcript"]
+    if proposed.get("language") in ("fr", "en"):
+        changes["language"] = proposed["language"]
+    if proposed.get("urgent") and not lead["urgent"]:
+        changes["urgent"] = 1
+        marked.add("urgent")
+    if "postal_code" in changes:
+        changes |= {"geocode_status": "pending", "geocode_next_at": clock.now_iso()}
+    changes |= {"ai_fields": json.dumps(sorted(marked)), "updated_at": clock.now_iso()}
+    conn.execute(f"UPDATE leads SET {', '.join(f'{k} = ?' for k in changes)} WHERE id = ?",
+                 (*changes.values(), lead["id"]))
+    written = [name for name in changes if name in leads.PERSONAL_FIELDS]
+    if written:
+        audit.record(conn, actor="system:voicemail", action="lead.fill", entity="lead", entity_id=lead["id"],
+                     business_id=lead["business_id"], fields=written)
+    return written

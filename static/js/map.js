@@ -172,8 +172,13 @@
     if (!el.clientHeight) { el.style.height = "420px"; }
 
     var labels = parseLabels(el.getAttribute("data-status-labels"));
-    var map = L.map(el, { scrollWheelZoom: false });
+    var map = L.map(el, { scrollWheelZoom: false, zoomControl: false });
     map.setView(DEFAULT_CENTER, DEFAULT_ZOOM);
+    // The zoom buttons' titles in the page's language (Leaflet's own are English).
+    L.control.zoom({
+      zoomInTitle: el.getAttribute("data-zoom-in") || "Zoom in",
+      zoomOutTitle: el.getAttribute("data-zoom-out") || "Zoom out"
+    }).addTo(map);
 
     var tiles = el.getAttribute("data-tiles");
     if (tiles) {
