@@ -460,6 +460,107 @@ def m011_password_resets(conn: apsw.Connection) -> None:
     )
 
 
+def group_by_contact(rows: list[dict]) -> list[list[int]]:
+    """Lead ids grouped into one person each: two leads with the same phone or the same
+    email (any case) are the same person, and so is a chain of them (a phone shared with
+    one lead, an email with another). Rows are {"id", "phone", "email"}; groups and the
+    ids in them come in the order of the rows. Used once, by m012, on a business's leads."""
+    parent = {r["id"]: r["id"] for r in rows}
+    position = {r["id"]: n for n, r in enumerate(rows)}
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first_with: dict[tuple[str, str], int] = {}
+    for r in rows:
+        for key in (("phone", r["phone"]), ("email", (r["email"] or "").strip().lower())):
+            if not key[1]:
+                continue
+            if key in first_with:
+                a, b = root(first_with[key]), root(r["id"])
+                if a != b:
+                    # The earlier lead stays the root: a group starts with its first request.
+                    parent[max(a, b, key=position.__getitem__)] = min(a, b, key=position.__getitem__)
+            else:
+                first_with[key] = r["id"]
+    groups: dict[int, list[int]] = {}
+    for r in rows:
+        groups.setdefault(root(r["id"]), []).append(r["id"])
+    return list(groups.values())
+
+
+@migration
+def m012_clients(conn: apsw.Connection) -> None:
+    # A client is one person across requests and channels. The row holds only ids and a
+    # date: what identifies the person stays on their leads, where anonymization erases it.
+    _run(
+        conn,
+        """CREATE TABLE clients (
+            id INTEGER PRIMARY KEY,
+            business_id INTEGER NOT NULL REFERENCES businesses(id),
+            created_at TEXT NOT NULL
+        )""",
+        "CREATE INDEX clients_business ON clients(business_id)",
+        "ALTER TABLE leads ADD COLUMN client_id INTEGER REFERENCES clients(id)",
+        "CREATE INDEX leads_client ON leads(client_id)",
+        # An anonymized lead must not stay tied to the person's other requests (that tie
+        # would say whose it was): it leaves its client, and a client left without leads goes.
+        """CREATE TRIGGER leads_anonymized_leave_client AFTER UPDATE OF status ON leads
+           WHEN new.status = 'anonymized' AND old.client_id IS NOT NULL BEGIN
+            UPDATE leads SET client_id = NULL WHERE id = new.id;
+            DELETE FROM clients WHERE id = old.client_id
+              AND NOT EXISTS (SELECT 1 FROM leads WHERE client_id = old.client_id);
+        END""",
+    )
+    for business in list(conn.execute("SELECT id FROM businesses ORDER BY id")):
+        rows = list(conn.execute(
+            "SELECT id, phone, email, created_at FROM leads WHERE business_id = ? AND status != 'anonymized'"
+            " ORDER BY created_at, id", (business["id"],)))
+        first_at = {r["id"]: r["created_at"] for r in rows}
+        for group in group_by_contact(rows):
+            conn.execute("INSERT INTO clients (business_id, created_at) VALUES (?, ?)",
+                         (business["id"], first_at[group[0]]))
+            client_id = conn.last_insert_rowid()
+            conn.executemany("UPDATE leads SET client_id = ? WHERE id = ?", [(client_id, i) for i in group])
+
+
+@migration
+def m013_shared_inbox(conn: apsw.Connection) -> None:
+    _run(
+        conn,
+        # Who on the team handles the lead; NULL: nobody yet (the "unassigned" view).
+        "ALTER TABLE leads ADD COLUMN assigned_to INTEGER REFERENCES users(id)",
+        "CREATE INDEX leads_assigned ON leads(business_id, assigned_to)",
+        # When each person last opened each lead: a lead changed since (leads.updated_at) is unread again.
+        """CREATE TABLE lead_reads (
+            user_id INTEGER NOT NULL REFERENCES users(id),
+            lead_id INTEGER NOT NULL REFERENCES leads(id),
+            read_at TEXT NOT NULL,
+            PRIMARY KEY (user_id, lead_id)
+        ) WITHOUT ROWID""",
+        # The timeline gains 'assign' events. SQLite cannot alter a CHECK: the table is
+        # rebuilt, ids kept (nothing references lead_events).
+        """CREATE TABLE lead_events_new (
+            id INTEGER PRIMARY KEY,
+            business_id INTEGER NOT NULL REFERENCES businesses(id),
+            lead_id INTEGER NOT NULL REFERENCES leads(id),
+            at TEXT NOT NULL,
+            user_id INTEGER REFERENCES users(id),
+            kind TEXT NOT NULL CHECK (kind IN ('status', 'note', 'edit', 'appointment', 'sms', 'assign')),
+            data TEXT NOT NULL DEFAULT '{}',
+            body TEXT
+        )""",
+        """INSERT INTO lead_events_new (id, business_id, lead_id, at, user_id, kind, data, body)
+           SELECT id, business_id, lead_id, at, user_id, kind, data, body FROM lead_events""",
+        "DROP TABLE lead_events",
+        "ALTER TABLE lead_events_new RENAME TO lead_events",
+        "CREATE INDEX lead_events_lead ON lead_events(business_id, lead_id, at)",
+    )
+
+
 def apply(db_path: str | Path) -> list[str]:
     """Apply pending migrations, in order; returns the names applied (empty when up
     to date). Safe to run from two processes at once: each migration is applied by one.

@@ -27,7 +27,8 @@ OWNER_ONLY = re.compile(r"^/\{lang:str\}/app/(settings|audit"  # settings/pbx-to
                         r"|privacy/(export|erase|withdraw)$)")  # a person's whole file, out or destroyed
 # Every path parameter a dashboard route may have, and which of business A's objects fills it.
 PARAMS = {"lead_id": "lead", "appointment_id": "appointment", "field_id": "field", "user_id": "member2",
-          "request_id": "privacy_request", "voicemail_id": "voicemail", "invitation_id": "invitation"}
+          "request_id": "privacy_request", "voicemail_id": "voicemail", "invitation_id": "invitation",
+          "client_id": "client"}
 # An invitation a person received is theirs, not their business's: each opens one addressed to
 # them (business B invites them); anyone else, the outsider included, gets 404 on it.
 RECEIVED = re.compile(r"^/\{lang:str\}/app/invitations/")
@@ -66,6 +67,7 @@ def template_dir(tmp_path_factory, migrated_db):
         ids["outsider"] = businesses.add_user(conn, business_id=b, email="owner@b.test", password="x" * 12)
         ids["lead"] = leads.create(conn, business_id=a, channel="web", actor="t", first_name="Alice",
                                    phone="+15145550101", need="fuite")["id"]
+        ids["client"] = next(conn.execute("SELECT client_id FROM leads WHERE id = ?", (ids["lead"],)))["client_id"]
         ids["field"] = custom_fields.add(conn, business_id=a, kind="short_text", label_fr="Q", label_en="Q")
         ids["a"], ids["b"] = a, b
     business_a = businesses.get(db, a)

@@ -16,7 +16,7 @@ import apsw
 from argon2 import Parameters, PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from app import audit, clock
+from app import audit, clock, leads
 from app.db import Database
 
 _hasher = PasswordHasher()
@@ -433,6 +433,7 @@ def remove_member(db: Database, business_id: int, user_id: int, *, actor: str) -
         if rows[0]["role"] == "owner":
             return False
         conn.execute("DELETE FROM memberships WHERE business_id = ? AND user_id = ?", (business_id, user_id))
+        leads.unassign_member(conn, business_id, user_id)
         # Their open sessions in this business end now.
         conn.execute("DELETE FROM sessions WHERE business_id = ? AND user_id = ?", (business_id, user_id))
         audit.record(conn, actor=actor, action="membership.remove", entity="user", entity_id=user_id,

@@ -202,10 +202,13 @@ def settings_save(session: SignedIn, db: DB, config: Conf, data: Form) -> Templa
 
 # ---- the form's own questions --------------------------------------------------------------------
 
-def _fields_page(db: Database, session: dict, errors: dict | None = None, status_code: int = 200) -> Template:
+def _fields_page(db: Database, session: dict, errors: dict | None = None, status_code: int = 200,
+                 values: dict | None = None) -> Template:
+    """`errors` and `values` are keyed by "add" or a field's id: what was typed into that
+    form comes back with its error, so nothing is lost."""
     return Template("businesses/fields.html", status_code=status_code, headers=http.VARY_HTMX, context={
         "session": session, "fields": custom_fields.active_fields(db, session["business_id"]),
-        "kinds": custom_fields.KINDS, "errors": errors or {},
+        "kinds": custom_fields.KINDS, "errors": errors or {}, "values": values or {},
         "business": businesses.get(db, session["business_id"])})
 
 
@@ -215,6 +218,9 @@ def fields_page(session: SignedIn, db: DB) -> Template:
 
 
 def _field_input(data: dict[str, str], kind: str) -> tuple[dict, str | None]:
+    """The question's labels, required flag and options (for a choice), or an error msgid."""
+    if kind not in custom_fields.KINDS:
+        return {}, N_("Choose a kind of answer.")
     label_fr = normalize.clean(data.get("label_fr", ""))[:200]
     label_en = normalize.clean(data.get("label_en", ""))[:200] or label_fr
     options = custom_fields.parse_options(data.get("options", "")) if kind in ("single_choice",
@@ -243,11 +249,9 @@ def _field_or_404(db: Database, session: dict, field_id: int) -> custom_fields.C
 @post("/app/settings/fields", name="settings_field_add", sync_to_thread=True, status_code=200, guards=[http.owner])
 def field_add(request: Request, session: SignedIn, db: DB, data: Form) -> Template | Redirect:
     kind = data.get("kind", "")
-    if kind not in custom_fields.KINDS:
-        return _fields_page(db, session, {"add": i18n.gettext(N_("Choose a kind of answer."))}, 422)
     values, error = _field_input(data, kind)
     if error:
-        return _fields_page(db, session, {"add": i18n.gettext(error)}, 422)
+        return _fields_page(db, session, {"add": i18n.gettext(error)}, 422, {"add": dict(data)})
     with db.write() as conn:
         custom_fields.add(conn, business_id=session["business_id"], kind=kind, actor=f"user:{session['user_id']}",
                           **values)
@@ -258,12 +262,16 @@ def field_add(request: Request, session: SignedIn, db: DB, data: Form) -> Templa
       guards=[http.owner])
 def field_edit(request: Request, session: SignedIn, db: DB, field_id: FromPath[int],
                data: Form) -> Template | Redirect:
+    """New labels, options, required flag, and kind of answer (answers already received keep
+    their snapshot)."""
     field = _field_or_404(db, session, field_id)
-    values, error = _field_input(data, field.kind)
+    kind = data.get("kind") or field.kind
+    values, error = _field_input(data, kind)
     if error:
-        return _fields_page(db, session, {field_id: i18n.gettext(error)}, 422)
+        return _fields_page(db, session, {field_id: i18n.gettext(error)}, 422, {field_id: dict(data)})
     with db.write() as conn:
-        custom_fields.update(conn, session["business_id"], field_id, actor=f"user:{session['user_id']}", **values)
+        custom_fields.update(conn, session["business_id"], field_id, kind=kind,
+                             actor=f"user:{session['user_id']}", **values)
     return _done_fields(request, db, session)
 
 

@@ -53,7 +53,8 @@ def create(
     created_at: str | None = None,
     **fields: Any,
 ) -> dict:
-    """Insert a lead and its audit entry in the caller's write transaction.
+    """Insert a lead and its audit entry in the caller's write transaction, and tie it to
+    the business's client with the same phone or email (or a new client).
     Returns {"id", "reference"}."""
     unknown = set(fields) - _CREATE_COLUMNS
     if unknown:
@@ -84,6 +85,8 @@ def create(
             )):
                 raise
     lead_id = conn.last_insert_rowid()
+    _link_client(conn, business_id=business_id, lead_id=lead_id, phone=fields.get("phone"),
+                 email=fields.get("email"), created_at=now)
     audit.record(
         conn, actor=actor, action="lead.create", entity="lead", entity_id=lead_id,
         business_id=business_id,
@@ -91,6 +94,26 @@ def create(
         + (["custom_fields"] if custom_fields else []),
     )
     return {"id": lead_id, "reference": row["reference"]}
+
+
+def _link_client(conn: apsw.Connection, *, business_id: int, lead_id: int, phone: str | None,
+                 email: str | None, created_at: str) -> int:
+    """Tie a new lead to this business's client (app.clients) with the same phone or email
+    (that of the most recent such request, when a split left two), or to a new client.
+    Returns the client's id."""
+    email = (email or "").strip().lower() or None
+    rows = list(conn.execute(
+        """SELECT client_id FROM leads WHERE business_id = ? AND id != ? AND client_id IS NOT NULL
+             AND ((? IS NOT NULL AND phone = ?) OR (? IS NOT NULL AND lower(email) = ?))
+           ORDER BY created_at DESC, id DESC LIMIT 1""",
+        (business_id, lead_id, phone, phone, email, email)))
+    if rows:
+        client_id = rows[0]["client_id"]
+    else:
+        conn.execute("INSERT INTO clients (business_id, created_at) VALUES (?, ?)", (business_id, created_at))
+        client_id = conn.last_insert_rowid()
+    conn.execute("UPDATE leads SET client_id = ? WHERE id = ?", (client_id, lead_id))
+    return client_id
 
 
 PER_PAGE = 25
@@ -131,13 +154,15 @@ def inbox(
     status: str | None = None,
     channel: str | None = None,
     q: str | None = None,
+    assigned: str | None = None,
+    user_id: int | None = None,
     page: int = 1,
     per_page: int = PER_PAGE,
 ) -> tuple[list[dict], bool]:
-    """One page of the inbox, newest first, filtered and searched in SQL.
-    Returns (rows, has_next_page)."""
-    where = ["l.business_id = ?"]
-    params: list = [business_id]
+    """One page of the inbox, newest first, filtered and searched in SQL; `assigned`
+    is a VIEWS key ("me": `user_id`'s leads, "none": nobody's). Each row's `unread`
+    is for `user_id`. Returns (rows, has_next_page)."""
+    where, params = _view(business_id, assigned, user_id)
     if status:
         where.append("l.status = ?")
         params.append(status)
@@ -159,17 +184,36 @@ def inbox(
         params.append(reference)
     if found:
         where.append(f"({' OR '.join(found)})")
-    sql = f"""SELECT l.* FROM leads l WHERE {' AND '.join(where)}
-              ORDER BY {_ORDER} LIMIT ? OFFSET ?"""
-    rows = db.query(sql, (*params, per_page + 1, offset))
+    # One query: this person's last read of each lead comes with it.
+    sql = f"""SELECT l.*, (r.read_at IS NULL OR l.updated_at > r.read_at) AS unread
+              FROM leads l LEFT JOIN lead_reads r ON r.lead_id = l.id AND r.user_id = ?
+              WHERE {' AND '.join(where)} ORDER BY {_ORDER} LIMIT ? OFFSET ?"""
+    rows = db.query(sql, (user_id, *params, per_page + 1, offset))
     return rows[:per_page], len(rows) > per_page
 
 
-def counts_by_status(db: Database, business_id: int) -> dict[str, int]:
+# The inbox's views of who handles a lead (the `assigned` query parameter); None: everyone's.
+VIEWS = {"me": N_("My leads"), "none": N_("Unassigned leads")}
+
+
+def _view(business_id: int, assigned: str | None, user_id: int | None) -> tuple[list[str], list]:
+    where: list[str] = ["l.business_id = ?"]
+    params: list = [business_id]
+    if assigned == "me":
+        where.append("l.assigned_to = ?")
+        params.append(user_id)
+    elif assigned == "none":
+        where.append("l.assigned_to IS NULL")
+    return where, params
+
+
+def counts_by_status(db: Database, business_id: int, *, assigned: str | None = None,
+                     user_id: int | None = None) -> dict[str, int]:
+    """How many leads each status tab holds, in this view (`assigned`, as `inbox`)."""
     counts = {s: 0 for s in STATUSES}
+    where, params = _view(business_id, assigned, user_id)
     for row in db.query(
-        "SELECT status, count(*) AS n FROM leads WHERE business_id = ? GROUP BY status",
-        (business_id,),
+        f"SELECT l.status, count(*) AS n FROM leads l WHERE {' AND '.join(where)} GROUP BY l.status", params,
     ):
         if row["status"] in counts:
             counts[row["status"]] = row["n"]
@@ -248,6 +292,47 @@ def for_client(db: Database, reference: str) -> dict | None:
     """The lead with this exact reference (references are unique across businesses: a client's
     status page finds it, and then checks the phone number the client gave)."""
     return db.query_one("SELECT * FROM leads WHERE reference = ?", (reference,))
+
+
+def assign(db: Database, business_id: int, lead_id: int, assignee_id: int | None, *, user_id: int) -> bool:
+    """Give the lead to a member of this business's team (None: to nobody), with its
+    timeline event and audit entry; False when nothing changed. LookupError for another
+    business's lead (the caller's 404); LeadError for someone not on this team."""
+    with db.write() as conn:
+        lead = _locked(conn, business_id, lead_id)
+        # Checked in the same transaction as the change: nobody outside the team gets a lead.
+        if assignee_id is not None and not list(conn.execute(
+            "SELECT 1 FROM memberships WHERE business_id = ? AND user_id = ?", (business_id, assignee_id),
+        )):
+            raise LeadError(N_("This person is not on your team."))
+        if lead["assigned_to"] == assignee_id:
+            return False
+        # A changed lead: bold again for whoever opened it before, the new assignee included.
+        conn.execute("UPDATE leads SET assigned_to = ?, updated_at = ? WHERE business_id = ? AND id = ?",
+                     (assignee_id, clock.now_iso(), business_id, lead_id))
+        _event(conn, business_id=business_id, lead_id=lead_id, user_id=user_id, kind="assign",
+               data={"from": lead["assigned_to"], "to": assignee_id})
+        audit.record(conn, actor=f"user:{user_id}", action="lead.assign", entity="lead", entity_id=lead_id,
+                     business_id=business_id, fields=["assigned_to"])
+    return True
+
+
+def unassign_member(conn: apsw.Connection, business_id: int, user_id: int) -> None:
+    """A member leaves the team: their leads go back to "unassigned", in the caller's
+    transaction (the removal itself)."""
+    conn.execute("UPDATE leads SET assigned_to = NULL WHERE business_id = ? AND assigned_to = ?",
+                 (business_id, user_id))
+
+
+def mark_read(db: Database, business_id: int, lead_id: int, *, user_id: int) -> None:
+    """This person has seen the lead as it is now (it is no longer bold in their inbox)."""
+    with db.write() as conn:
+        conn.execute(
+            """INSERT INTO lead_reads (user_id, lead_id, read_at)
+               SELECT ?, id, ? FROM leads WHERE business_id = ? AND id = ?
+               ON CONFLICT (user_id, lead_id) DO UPDATE SET read_at = excluded.read_at""",
+            (user_id, clock.now_iso(), business_id, lead_id),
+        )
 
 
 def close_by_client(db: Database, business_id: int, lead_id: int, *, actor: str) -> None:

@@ -190,12 +190,23 @@ def get(db: Database, business_id: int, field_id: int) -> CustomField | None:
 
 
 def update(conn: apsw.Connection, business_id: int, field_id: int, *, label_fr: str, label_en: str,
-           required: bool, options: list[dict] | None, actor: str | None = None) -> None:
+           required: bool, options: list[dict] | None, kind: str | None = None, actor: str | None = None) -> None:
+    """New labels, required flag and options; `kind` (when given) changes the kind of answer:
+    a choice needs options, any other kind drops them. Answers already received keep their
+    snapshot, so they still show as they were given."""
+    if kind is not None:
+        if kind not in KINDS:
+            raise ValueError(f"unknown custom field kind {kind!r}")
+        if kind in ("single_choice", "multiple_choice"):
+            if not options:
+                raise ValueError("a choice field needs options")
+        else:
+            options = []
     conn.execute(
-        "UPDATE custom_fields SET label_fr = ?, label_en = ?, required = ?, options = coalesce(?, options)"
-        " WHERE business_id = ? AND id = ?",
-        (label_fr, label_en, int(required), json.dumps(options, ensure_ascii=False) if options is not None else None,
-         business_id, field_id),
+        "UPDATE custom_fields SET kind = coalesce(?, kind), label_fr = ?, label_en = ?, required = ?,"
+        " options = coalesce(?, options) WHERE business_id = ? AND id = ?",
+        (kind, label_fr, label_en, int(required),
+         json.dumps(options, ensure_ascii=False) if options is not None else None, business_id, field_id),
     )
     _audit(conn, business_id, field_id, "custom_field.edit", actor)
 

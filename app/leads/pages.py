@@ -18,7 +18,7 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
 import jobs.intake
-from app import appointments, audit, clock, form, http, i18n, leads, normalize, voicemail
+from app import appointments, audit, businesses, clock, form, http, i18n, leads, normalize, voicemail
 from app.db import Database
 from app.http import DB, Conf, Form, SignedIn, lang
 from app.leads import LeadError, custom_fields, glance
@@ -46,21 +46,24 @@ def lead_inbox(
     status: FromQuery[str | None] = None,
     channel: FromQuery[str | None] = None,
     q: FromQuery[str | None] = None,
+    assigned: FromQuery[str | None] = None,
     page: FromQuery[int] = 1,
 ) -> Template:
     status = status if status in leads.STATUSES else None
     channel = channel if channel in leads.CHANNELS else None
+    assigned = assigned if assigned in leads.VIEWS else None
     q = (q or "").strip()[:200]
     page = max(1, min(page, 10_000))
-    rows, has_next = leads.inbox(db, session["business_id"], status=status, channel=channel, q=q, page=page)
+    view = {"assigned": assigned, "user_id": session["user_id"]}
+    rows, has_next = leads.inbox(db, session["business_id"], status=status, channel=channel, q=q, page=page, **view)
     with db.write() as conn:
         audit.record(conn, actor=f"user:{session['user_id']}", action="lead.list.view", entity="lead",
                      business_id=session["business_id"],
                      fields=[f.name for f in LEAD_FIELDS if f.listed] if rows else [])
     context = {
-        "session": session, "leads": rows, "counts": leads.counts_by_status(db, session["business_id"]),
-        "status": status, "channel": channel, "q": q, "page": page, "has_next": has_next,
-        "statuses": leads.STATUSES, "channels": leads.CHANNELS, "url": _inbox_url,
+        "session": session, "leads": rows, "counts": leads.counts_by_status(db, session["business_id"], **view),
+        "status": status, "channel": channel, "q": q, "assigned": assigned, "page": page, "has_next": has_next,
+        "statuses": leads.STATUSES, "channels": leads.CHANNELS, "views": leads.VIEWS, "url": _inbox_url,
         "latest_id": leads.latest_id(db, session["business_id"]),
     }
     return http.fragment_or_page(request, "leads/_inbox.html", "leads/inbox.html", context, target="inbox")
@@ -96,6 +99,7 @@ def lead_context(db: Database, session: dict, lead_id: int, **extra: Any) -> dic
         "events": leads.timeline(db, session["business_id"], lead_id),
         "appointments": appointments.for_lead(db, session["business_id"], lead_id),
         "voicemails": voicemail.for_lead(db, session["business_id"], lead_id),
+        "team": businesses.team(db, session["business_id"]),
         "default_day": (local_now + timedelta(days=1)).date().isoformat(),
         "errors": {}, "overlaps": [], "values": {}, "editing": False, **extra,
     }
@@ -109,6 +113,8 @@ def render_lead(request: Request, context: dict, status_code: int = 200) -> Temp
 def after_action(request: Request, db: Database, session: dict, lead_id: int) -> Template | Redirect:
     """htmx: the refreshed lead; a plain form post: back to the lead page."""
     if http.is_htmx(request):
+        # The person sees the lead as their change left it: it does not turn bold for them.
+        leads.mark_read(db, session["business_id"], lead_id, user_id=session["user_id"])
         return render_lead(request, lead_context(db, session, lead_id))
     return Redirect(f"/{lang()}/app/leads/{lead_id}", status_code=303, headers=http.VARY_HTMX)
 
@@ -126,7 +132,24 @@ def lead_page(request: Request, session: SignedIn, db: DB, lead_id: FromPath[int
         audit.record(conn, actor=f"user:{session['user_id']}", action="lead.view", entity="lead",
                      entity_id=lead_id, business_id=session["business_id"],
                      fields=[f for f in leads.PERSONAL_FIELDS if context["lead"].get(f)])
+    leads.mark_read(db, session["business_id"], lead_id, user_id=session["user_id"])
     return render_lead(request, context)
+
+
+@post("/app/leads/{lead_id:int}/assign", name="lead_assign", sync_to_thread=True, status_code=200)
+def lead_assign(request: Request, session: SignedIn, db: DB, lead_id: FromPath[int],
+                data: Form) -> Template | Redirect:
+    """Give the lead to a member of this team, or to nobody (an empty choice)."""
+    lead_or_404(db, session, lead_id)
+    chosen = data.get("assigned_to", "").strip()
+    try:
+        if chosen and not chosen.isdecimal():
+            raise LeadError(i18n.N_("This person is not on your team."))
+        leads.assign(db, session["business_id"], lead_id, int(chosen) if chosen else None,
+                     user_id=session["user_id"])
+    except LeadError as e:
+        return lead_error(request, db, session, lead_id, str(e))
+    return after_action(request, db, session, lead_id)
 
 
 @post("/app/leads/{lead_id:int}/status", name="lead_status", sync_to_thread=True, status_code=200)
@@ -225,6 +248,6 @@ def overview(session: SignedIn, db: DB) -> Template:
 
 routes: http.Routes = [
     http.localized(app_home),
-    http.dashboard(lead_inbox, leads_latest, lead_page, lead_status, lead_note, lead_edit, lead_confirm,
+    http.dashboard(lead_inbox, leads_latest, lead_page, lead_status, lead_assign, lead_note, lead_edit, lead_confirm,
                    lead_map, map_points, overview),
 ]

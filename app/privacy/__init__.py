@@ -100,18 +100,25 @@ def answer(db: Database, business_id: int, request_id: int, text: str, *, actor:
 
 def find_person(db: Database, business_id: int, *, phone: str | None, email: str | None) -> list[dict]:
     """This business's leads of a person, by phone (any usual writing) or email, also
-    through the caller id of their voicemails and the leads of their appointments."""
+    through the caller id of their voicemails and the leads of their appointments, and
+    the other leads of their clients (a person who gave their phone once and their email
+    another time is found whole)."""
     e164 = normalize.phone(phone) if phone else None
     email_norm = (email or "").strip().lower() or None
     if not e164 and not email_norm:
         return []
     return db.query(
-        """SELECT DISTINCT l.* FROM leads l
-           LEFT JOIN voicemails v ON v.lead_id = l.id
+        """WITH found AS (
+             SELECT l.id, l.client_id FROM leads l
+             LEFT JOIN voicemails v ON v.lead_id = l.id
+             WHERE l.business_id = ? AND l.status != 'anonymized'
+               AND ((? IS NOT NULL AND (l.phone = ? OR v.caller_id = ?)) OR (? IS NOT NULL AND lower(l.email) = ?)))
+           SELECT l.* FROM leads l
            WHERE l.business_id = ? AND l.status != 'anonymized'
-             AND ((? IS NOT NULL AND (l.phone = ? OR v.caller_id = ?)) OR (? IS NOT NULL AND lower(l.email) = ?))
+             AND (l.id IN (SELECT id FROM found)
+                  OR l.client_id IN (SELECT client_id FROM found WHERE client_id IS NOT NULL))
            ORDER BY l.created_at""",
-        (business_id, e164, e164, e164, email_norm, email_norm),
+        (business_id, e164, e164, e164, email_norm, email_norm, business_id),
     )
 
 

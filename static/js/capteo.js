@@ -31,7 +31,10 @@
   // heading of the section the action was in. Errors are swapped too (409, 422: _head.html).
   var trigger = null;
   document.addEventListener("htmx:beforeRequest", function (event) {
-    trigger = event.detail.elt;
+    // Only what a person did: a part that loads itself (hx-trigger="load", a poll) moves no focus.
+    var cause = event.detail.requestConfig && event.detail.requestConfig.triggeringEvent;
+    if (cause && cause.type !== "load" && cause.type !== "every") { trigger = event.detail.elt; }
+    else if (!cause && !event.detail.elt.matches("[hx-trigger]")) { trigger = event.detail.elt; }
   });
 
   function focusable(el) {
