@@ -283,6 +283,7 @@ ACTION_LABELS: dict[str, str] = {
     "invitation.decline": N_("Invitation declined"),
     "user.delete": N_("Account deleted"),
     "user.password": N_("Password changed"),
+    "user.phone": N_("Mobile number changed"),
     "user.password_reset_link": N_("Password reset link sent"),
     "user.password_reset": N_("Password reset"),
     "user.password_reset_by_owner": N_("Password reset by an owner"),

@@ -561,6 +561,24 @@ def m013_shared_inbox(conn: apsw.Connection) -> None:
     )
 
 
+@migration
+def m014_user_phone(conn: apsw.Connection) -> None:
+    # The person's own mobile number (E.164, normalize.phone), set on their account page:
+    # told by SMS of a lead assigned to them, and sent their password-reset link. NULL: none.
+    _run(conn, "ALTER TABLE users ADD COLUMN phone TEXT")
+
+
+@migration
+def m015_unassign_removed_members(conn: apsw.Connection) -> None:
+    _run(
+        conn,
+        # Whoever leaves a team leaves its leads: they go back to "unassigned" in the same transaction.
+        """CREATE TRIGGER memberships_unassign AFTER DELETE ON memberships
+           BEGIN UPDATE leads SET assigned_to = NULL
+                 WHERE business_id = OLD.business_id AND assigned_to = OLD.user_id; END""",
+    )
+
+
 def apply(db_path: str | Path) -> list[str]:
     """Apply pending migrations, in order; returns the names applied (empty when up
     to date). Safe to run from two processes at once: each migration is applied by one.

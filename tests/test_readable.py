@@ -165,3 +165,27 @@ def test_every_recorded_action_has_a_label_in_both_languages():
               *audit.FIELD_LABELS.values(), audit.SYSTEM_ACTOR, audit.PUBLIC_ACTOR, audit.FORMER_MEMBER]
     untranslated = sorted(m for m in labels if not french.get(m))
     assert not untranslated, f"labels without French: {untranslated}"
+
+
+def test_the_privacy_tools_find_a_person_by_the_reference_they_quote(client, db):
+    from app import businesses, leads
+    from tests.support.app import csrf_token
+    from tests.support.people import make_business, signed_in
+
+    bid, _ = make_business(db, "quote", "Quote Inc.", custom=False)
+    other, _ = make_business(db, "autre2", "Autre", custom=False)
+    with db.write() as conn:
+        owner = businesses.add_user(conn, business_id=bid, email="o@quote.test", password="x" * 12)
+        first = leads.create(conn, business_id=bid, channel="web", actor="t", phone="+15145550161", need="a")
+        second = leads.create(conn, business_id=bid, channel="web", actor="t", phone="+15145550161", need="b")
+        elsewhere = leads.create(conn, business_id=other, channel="web", actor="t", phone="+15145550161", need="c")
+    signed_in(client, db, owner, bid)
+    ref = first["reference"]
+    page = client.post("/fr/app/privacy/find", data={"_csrf_token": csrf_token(client),
+                                                     "reference": f"{ref[:3]}-{ref[3:].lower()}"}).text
+    assert f"/fr/app/leads/{first['id']}" in page and f"/fr/app/leads/{second['id']}" in page
+    assert 'value="+15145550161"' in page  # the export and erase forms act on the person found
+    stranger = client.post("/fr/app/privacy/find", data={"_csrf_token": csrf_token(client),
+                                                         "reference": elsewhere["reference"]}).text
+    assert f"/fr/app/leads/{elsewhere['id']}" not in stranger  # another business's reference finds nothing
+    assert "Rien trouvé" in html.unescape(stranger)

@@ -16,7 +16,7 @@ import apsw
 from argon2 import Parameters, PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from app import audit, clock, leads
+from app import audit, clock
 from app.db import Database
 
 _hasher = PasswordHasher()
@@ -432,13 +432,42 @@ def remove_member(db: Database, business_id: int, user_id: int, *, actor: str) -
             raise LookupError(user_id)
         if rows[0]["role"] == "owner":
             return False
+        # A trigger (m015) gives their leads back to "unassigned" in this same transaction.
         conn.execute("DELETE FROM memberships WHERE business_id = ? AND user_id = ?", (business_id, user_id))
-        leads.unassign_member(conn, business_id, user_id)
         # Their open sessions in this business end now.
         conn.execute("DELETE FROM sessions WHERE business_id = ? AND user_id = ?", (business_id, user_id))
         audit.record(conn, actor=actor, action="membership.remove", entity="user", entity_id=user_id,
                      business_id=business_id, fields=["role"])
     return True
+
+
+def set_phone(db: Database, user_id: int, phone: str | None) -> bool:
+    """The person's own mobile number (E.164, already normalized; None: none); audited by
+    field name only. False when nothing changed."""
+    with db.write() as conn:
+        rows = list(conn.execute("SELECT phone FROM users WHERE id = ?", (user_id,)))
+        if not rows or rows[0]["phone"] == phone:
+            return False
+        conn.execute("UPDATE users SET phone = ? WHERE id = ?", (phone, user_id))
+        audit.record(conn, actor=f"user:{user_id}", action="user.phone", entity="user", entity_id=user_id,
+                     fields=["phone"])
+    return True
+
+
+def contact_of(conn: apsw.Connection, user_id: int) -> dict | None:
+    """A person's mobile number and language, read in the caller's transaction."""
+    rows = list(conn.execute("SELECT phone, language FROM users WHERE id = ?", (user_id,)))
+    return rows[0] if rows else None
+
+
+def phone_of(db: Database, user_id: int) -> str | None:
+    row = db.query_one("SELECT phone FROM users WHERE id = ?", (user_id,))
+    return row["phone"] if row else None
+
+
+def named(conn: apsw.Connection, business_id: int) -> dict:
+    """The business's id and name, read in the caller's transaction."""
+    return next(iter(conn.execute("SELECT id, name FROM businesses WHERE id = ?", (business_id,))))
 
 
 def hash_password(password: str) -> str:

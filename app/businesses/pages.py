@@ -27,6 +27,7 @@ from app.http import DB, Conf, Form, RateLimits, SignedIn, lang
 from app.i18n import N_
 from app.leads import custom_fields
 from app.messaging.email import Mailer
+from app.messaging.twilio import TwilioClient
 
 DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
@@ -412,11 +413,22 @@ def switch(request: Request, session: SignedIn, db: DB, data: Form) -> Redirect 
     return Redirect(f"/{lang()}/app/leads", status_code=303)
 
 
-# ---- password ------------------------------------------------------------------------------------
+# ---- your account: password, mobile number ---------------------------------------------------------
+
+def _account_page(db: Database, session: dict, *, error: str | None = None, phone_error: str | None = None,
+                  phone: str | None = None, status_code: int = 200) -> Template:
+    """The signed-in person's own account: the password form and the mobile number form.
+    `phone`: what they typed, shown back with `phone_error`."""
+    if phone is None:
+        saved = businesses.phone_of(db, session["user_id"])
+        phone = i18n.format_phone(saved) if saved else ""
+    return Template("businesses/password.html", status_code=status_code, context={
+        "session": session, "error": error, "phone_error": phone_error, "phone": phone})
+
 
 @get("/app/password", name="password", sync_to_thread=True, opt=http.WHILE_PASSWORD_DUE)
-def password_page(session: SignedIn) -> Template:
-    return Template("businesses/password.html", context={"session": session, "error": None})
+def password_page(session: SignedIn, db: DB) -> Template:
+    return _account_page(db, session)
 
 
 @post("/app/password", name="password_save", sync_to_thread=True, status_code=200, opt=http.WHILE_PASSWORD_DUE)
@@ -430,18 +442,32 @@ def password_save(request: Request, session: SignedIn, db: DB, data: Form) -> Te
     elif not businesses.authenticate(db, session["email"], data.get("current", "")):
         error = N_("Your current password is not right.")
     if error:
-        return Template("businesses/password.html", status_code=422,
-                        context={"session": session, "error": i18n.gettext(error)})
+        return _account_page(db, session, error=i18n.gettext(error), status_code=422)
     # Sessions elsewhere (a lost phone, someone who saw the old password) end; this one stays.
     businesses.set_password(db, session["user_id"], new, keep_session=request.cookies.get(auth.COOKIE))
     return Redirect(f"/{lang()}/app/leads", status_code=303)
+
+
+@post("/app/account/phone", name="account_phone", sync_to_thread=True, status_code=200)
+def account_phone(session: SignedIn, db: DB, data: Form) -> Template | Redirect:
+    """The person's own mobile number (empty: none), for SMS about leads assigned to them
+    and password-reset links."""
+    typed = normalize.clean(data.get("phone", ""))[:40]
+    phone = normalize.phone(typed) if typed else None
+    if typed and phone is None:
+        return _account_page(db, session, phone=typed, status_code=422,
+                             phone_error=i18n.gettext(N_("This mobile number is not valid.")))
+    businesses.set_phone(db, session["user_id"], phone)
+    return Redirect(f"/{lang()}/app/password", status_code=303)
 
 
 # ---- a way back in -------------------------------------------------------------------------------
 
 def _forgot_page(config: Config, *, sent: bool = False, status_code: int = 200) -> Template:
     return Template("businesses/forgot.html", status_code=status_code, context={
-        "sent": sent, "email_ready": Mailer.from_config(config) is not None})
+        # A link can go out by email (SMTP) or, to accounts with a mobile number, by SMS (Twilio).
+        "sent": sent, "email_ready": Mailer.from_config(config) is not None
+        or TwilioClient.from_config(config) is not None})
 
 
 @get("/password/forgot", name="password_forgot", sync_to_thread=False)
@@ -456,7 +482,7 @@ def forgot_send(request: Request, db: DB, config: Conf, limits: RateLimits, data
     if slot is None:
         return Template("error.html", context={"status": 429}, status_code=429)
     recovery.request_link(db, Mailer.from_config(config), (data.get("email") or "").strip()[:254], lang=lang(),
-                          public_url=config.public_url)
+                          public_url=config.public_url, sms=TwilioClient.from_config(config))
     return _forgot_page(config, sent=True)
 
 
@@ -501,5 +527,5 @@ routes: http.Routes = [
     http.localized(login_page, login_submit, logout, forgot_page, forgot_send, reset_page, reset_save),
     http.dashboard(settings_page, settings_save, fields_page, field_add, field_edit, field_move, field_remove,
                    team_page, team_add, team_remove, team_cancel, invitations_page, invitation_accept,
-                   invitation_decline, switch, password_page, password_save, team_reset),
+                   invitation_decline, switch, password_page, password_save, account_phone, team_reset),
 ]

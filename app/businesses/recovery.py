@@ -18,6 +18,7 @@ from app.businesses import hash_password, set_password, token_hash
 from app.db import Database
 from app.i18n import N_
 from app.messaging.email import EmailError, Mailer
+from app.messaging.twilio import TwilioClient, TwilioError
 
 LIFETIME = timedelta(hours=1)
 log = logging.getLogger("capteo.recovery")
@@ -26,13 +27,19 @@ SUBJECT = N_("Your Capteo password")
 BODY = N_("Someone (we hope you) asked to choose a new password for your Capteo account. Open this link "
           "within an hour to choose it:\n\n%(link)s\n\nIf it was not you, ignore this message: your "
           "password stays as it is.")
+SMS_BODY = N_("Capteo: to choose a new password, open this link within an hour: %(link)s "
+              "(not you? ignore this message)")
 
 
-def request_link(db: Database, mailer: Mailer | None, email: str, *, lang: str, public_url: str) -> None:
-    """Make a link for this email's account, if there is one, and send it. Returns the
-    same nothing in every case; the sending happens in the background."""
-    user = db.query_one("SELECT id, email FROM users WHERE email = ?", (email.strip()[:254],))
-    if user is None or mailer is None:
+def request_link(db: Database, mailer: Mailer | None, email: str, *, lang: str, public_url: str,
+                 sms: TwilioClient | None = None) -> None:
+    """Make a link for this email's account, if there is one, and send it; by SMS too when
+    the account has a mobile number and Twilio is configured (`sms`). Returns the same
+    nothing in every case; the sending happens in the background. The link is never
+    stored (only its token's hash): the SMS goes straight to Twilio, not through the outbox."""
+    user = db.query_one("SELECT id, email, phone FROM users WHERE email = ?", (email.strip()[:254],))
+    phone = user["phone"] if user is not None and sms is not None else None
+    if user is None or (mailer is None and not phone):
         return
     token = secrets.token_urlsafe(32)
     now = clock.now()
@@ -41,18 +48,27 @@ def request_link(db: Database, mailer: Mailer | None, email: str, *, lang: str, 
                      (user["id"], token_hash(token), now.isoformat(timespec="seconds"),
                       (now + LIFETIME).isoformat(timespec="seconds")))
         audit.record(conn, actor="public:password-reset", action="user.password_reset_link", entity="user",
-                     entity_id=user["id"], fields=["email"])
+                     entity_id=user["id"], fields=(["email"] if mailer else []) + (["phone"] if phone else []))
     link = f"{public_url}/{lang}/password/reset/{token}"
     subject = i18n.gettext_in(lang, SUBJECT)
     body = i18n.gettext_in(lang, BODY) % {"link": link}
-    threading.Thread(target=_send, args=(mailer, user["email"], subject, body), daemon=True).start()
+    text = i18n.gettext_in(lang, SMS_BODY) % {"link": link} if phone else ""
+    threading.Thread(target=_send, args=(mailer, user["email"], subject, body, sms, phone, text),
+                     daemon=True).start()
 
 
-def _send(mailer: Mailer, to: str, subject: str, body: str) -> None:
-    try:
-        mailer.send(to, subject, body)
-    except EmailError as e:  # the address stays out of the log
-        log.warning("password-reset email not sent: %s", e)
+def _send(mailer: Mailer | None, to: str, subject: str, body: str, sms: TwilioClient | None = None,
+          phone: str | None = None, text: str = "") -> None:
+    if mailer is not None:
+        try:
+            mailer.send(to, subject, body)
+        except Exception as e:  # the address stays out of the log; the SMS still goes
+            log.warning("password-reset email not sent: %s", type(e).__name__ if not isinstance(e, EmailError) else e)
+    if sms is not None and phone:
+        try:
+            sms.send(phone, text)
+        except TwilioError as e:  # the number stays out of the log (Twilio's message may quote it)
+            log.warning("password-reset SMS not sent: %s", e.code)
 
 
 def user_for(db: Database, token: str) -> dict | None:

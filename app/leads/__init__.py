@@ -13,10 +13,11 @@ from typing import Any
 
 import apsw
 
-from app import audit, clock
+from app import audit, businesses, clock
 from app.db import Database
 from app.i18n import N_, NP_
 from app.leads.fields import LEAD_FIELDS
+from app.messaging import outbox
 
 STATUSES = ("new", "scheduled", "contacted", "closed", "archived")
 CHANNELS = ("web", "phone", "chat")
@@ -294,10 +295,13 @@ def for_client(db: Database, reference: str) -> dict | None:
     return db.query_one("SELECT * FROM leads WHERE reference = ?", (reference,))
 
 
-def assign(db: Database, business_id: int, lead_id: int, assignee_id: int | None, *, user_id: int) -> bool:
+def assign(db: Database, business_id: int, lead_id: int, assignee_id: int | None, *, user_id: int,
+           public_url: str = "") -> bool:
     """Give the lead to a member of this business's team (None: to nobody), with its
     timeline event and audit entry; False when nothing changed. LookupError for another
-    business's lead (the caller's 404); LeadError for someone not on this team."""
+    business's lead (the caller's 404); LeadError for someone not on this team.
+    An assignee other than the person assigning who has a mobile number is told by SMS,
+    queued in the same transaction (`public_url` makes the link to the lead absolute)."""
     with db.write() as conn:
         lead = _locked(conn, business_id, lead_id)
         # Checked in the same transaction as the change: nobody outside the team gets a lead.
@@ -314,14 +318,12 @@ def assign(db: Database, business_id: int, lead_id: int, assignee_id: int | None
                data={"from": lead["assigned_to"], "to": assignee_id})
         audit.record(conn, actor=f"user:{user_id}", action="lead.assign", entity="lead", entity_id=lead_id,
                      business_id=business_id, fields=["assigned_to"])
+        if assignee_id is not None and assignee_id != user_id:
+            person = businesses.contact_of(conn, assignee_id)
+            if person and person["phone"]:
+                outbox.queue_assigned_sms(conn, business=businesses.named(conn, business_id), lead_id=lead_id,
+                                          to=person["phone"], lang=person["language"] or "fr", public_url=public_url)
     return True
-
-
-def unassign_member(conn: apsw.Connection, business_id: int, user_id: int) -> None:
-    """A member leaves the team: their leads go back to "unassigned", in the caller's
-    transaction (the removal itself)."""
-    conn.execute("UPDATE leads SET assigned_to = NULL WHERE business_id = ? AND assigned_to = ?",
-                 (business_id, user_id))
 
 
 def mark_read(db: Database, business_id: int, lead_id: int, *, user_id: int) -> None:

@@ -137,7 +137,7 @@ def lead_page(request: Request, session: SignedIn, db: DB, lead_id: FromPath[int
 
 
 @post("/app/leads/{lead_id:int}/assign", name="lead_assign", sync_to_thread=True, status_code=200)
-def lead_assign(request: Request, session: SignedIn, db: DB, lead_id: FromPath[int],
+def lead_assign(request: Request, session: SignedIn, db: DB, config: Conf, lead_id: FromPath[int],
                 data: Form) -> Template | Redirect:
     """Give the lead to a member of this team, or to nobody (an empty choice)."""
     lead_or_404(db, session, lead_id)
@@ -146,7 +146,7 @@ def lead_assign(request: Request, session: SignedIn, db: DB, lead_id: FromPath[i
         if chosen and not chosen.isdecimal():
             raise LeadError(i18n.N_("This person is not on your team."))
         leads.assign(db, session["business_id"], lead_id, int(chosen) if chosen else None,
-                     user_id=session["user_id"])
+                     user_id=session["user_id"], public_url=config.public_url)
     except LeadError as e:
         return lead_error(request, db, session, lead_id, str(e))
     return after_action(request, db, session, lead_id)

@@ -39,6 +39,17 @@ def queue_new_lead_sms(conn: apsw.Connection, *, business: dict, lead_id: int, p
             for phone in json.loads(business.get("notify_phones") or "[]")]
 
 
+def queue_assigned_sms(conn: apsw.Connection, *, business: dict, lead_id: int, to: str, lang: str,
+                       public_url: str) -> int:
+    """Tell a team member a lead was given to them, in their own language: the business's
+    name and a link to the lead (which asks for sign-in), nothing about the client."""
+    lang = lang if lang in ("fr", "en") else "fr"
+    link = f"{public_url}/{lang}/app/leads/{lead_id}"
+    text = i18n.gettext_in(lang, "%(business)s: a request was assigned to you — %(link)s") % {
+        "business": business["name"], "link": link}
+    return queue(conn, business_id=business["id"], lead_id=lead_id, kind="assigned", to=to, body=text)
+
+
 # Characters outside the GSM 03.38 alphabet make an SMS UCS-2: 70 characters a part
 # instead of 160, so twice the parts and twice the cost for the same text.
 _GSM_FRIENDLY = str.maketrans({"\u2014": "-", "\u2013": "-", "\u202f": " ", "\u00a0": " ", "\u2019": "'",

@@ -79,7 +79,7 @@ def request_submit(request: Request, db: DB, limits: RateLimits, data: Form) -> 
 
 def _tools_context(db: Database, session: dict, **extra: object) -> dict:
     return {"session": session, "requests": privacy.requests(db, session["business_id"]), "kinds": privacy.KINDS,
-            "found": None, "voicemails": [], "phone": "", "email": "", "error": None, "done": None,
+            "found": None, "voicemails": [], "phone": "", "email": "", "reference": "", "error": None, "done": None,
             "is_owner": session["role"] == "owner", **extra}
 
 
@@ -93,7 +93,15 @@ def find(session: SignedIn, db: DB, data: Form) -> Template:
     """Posted, not a query string: a phone number or an email never sits in an address
     (history, logs, the Referer of the next page)."""
     phone, email = (data.get("phone") or "").strip()[:254], (data.get("email") or "").strip()[:254]
+    reference = (data.get("reference") or "").strip()[:40]
+    if reference and not (phone or email):
+        # The reference a client quotes leads to their phone and email, and from there to all of them.
+        lead = leads.by_reference(db, session["business_id"], reference)
+        if lead is not None and lead["status"] != "anonymized":
+            phone, email = lead["phone"] or "", lead["email"] or ""
     found, voicemails = None, []
+    if reference and not (phone or email):
+        found = []
     if phone or email:
         found = privacy.find_person(db, session["business_id"], phone=phone, email=email)
         voicemails = privacy.voicemails_without_lead(db, session["business_id"], phone=phone)
@@ -102,7 +110,7 @@ def find(session: SignedIn, db: DB, data: Form) -> Template:
                          entity_id=",".join(str(r["id"]) for r in found), business_id=session["business_id"],
                          fields=["phone", "email"])
     return Template("privacy/tools.html", context=_tools_context(
-        db, session, found=found, voicemails=voicemails, phone=phone, email=email))
+        db, session, found=found, voicemails=voicemails, phone=phone, email=email, reference=reference))
 
 
 @post("/app/privacy/requests", name="privacy_request_add", sync_to_thread=True, status_code=200)
