@@ -97,3 +97,10 @@ def test_an_anonymized_request_is_not_found(client, db, config, request_made):
     retention.erase_person(db, config, request_made["business"], [request_made["lead"]["id"]], actor="t",
                            reason="erasure")
     assert _ask(client, request_made["lead"]["reference"], "514 555-0101").status_code == 404
+
+
+def test_asking_again_files_no_second_request(client, db, request_made):
+    ref = request_made["lead"]["reference"]
+    for _ in range(3):
+        _ask(client, ref, "514 555-0101", path="/fr/status/erase", confirm="yes")
+    assert db.one("SELECT count(*) AS n FROM privacy_requests")["n"] == 1

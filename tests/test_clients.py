@@ -157,7 +157,9 @@ def test_merge_and_split_by_hand(client, db, shop):
     assert r.status_code == 422 and "C'est la seule demande de ce client" in html.unescape(r.text)
 
 
-def test_privacy_finds_the_whole_person_through_the_client(client, db, shop):
+def test_privacy_shows_the_clients_other_requests_without_acting_on_them(client, db, shop):
+    """Found through the client, shown to the owner, but not exported or erased: a stranger can
+    type someone else's email next to their own phone in the public form (review finding)."""
     bid = shop["bid"]
     by_phone = lead(db, bid, first_name="Hélène", phone="+15145550101", need="Fuite")
     both = lead(db, bid, first_name="Hélène", phone="+15145550101", email="helene@example.com", need="Robinet")
@@ -165,15 +167,18 @@ def test_privacy_finds_the_whole_person_through_the_client(client, db, shop):
     stranger = lead(db, bid, first_name="Zoé", phone="+14385550199", need="Autre")
     elsewhere = lead(db, shop["other"], first_name="Ailleurs", phone="+15145550101", need="Ailleurs")
     assert len({by_phone["client_id"], both["client_id"], by_email["client_id"]}) == 1
-    found = {r["id"] for r in privacy.find_person(db, bid, phone="514 555-0101", email=None)}
-    assert found == {by_phone["id"], both["id"], by_email["id"]}
-    assert stranger["id"] not in found and elsewhere["id"] not in found
+    found = privacy.find_person(db, bid, phone="514 555-0101", email=None)
+    assert {r["id"] for r in found} == {by_phone["id"], both["id"]}
+    assert [r["id"] for r in privacy.related_requests(db, bid, found)] == [by_email["id"]]
+    assert stranger["id"] not in {r["id"] for r in found} and elsewhere["id"] not in {r["id"] for r in found}
 
     signed_in(client, db, shop["owner"], bid)
+    page = html.unescape(client.post("/fr/app/privacy/find", data={"_csrf_token": csrf_token(client),
+                                                                   "phone": "(514) 555-0101"}).text)
+    assert "Le même client a aussi ces demandes" in page and f"/fr/app/leads/{by_email['id']}" in page
     r = client.post("/fr/app/privacy/export", data={"_csrf_token": csrf_token(client), "phone": "(514) 555-0101",
                                                    "format": "json"})
-    data = json.loads(r.text)
-    assert sorted(x["need"] for x in data["leads"]) == ["Chauffe-eau", "Fuite", "Robinet"]
+    assert sorted(x["need"] for x in json.loads(r.text)["leads"]) == ["Fuite", "Robinet"]
     assert "Zoé" not in html.unescape(r.text) and "Ailleurs" not in html.unescape(r.text)
 
 

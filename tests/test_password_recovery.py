@@ -135,3 +135,29 @@ def test_the_operator_gives_a_locked_out_owner_a_new_one_time_password(config, d
     missing = subprocess.run([sys.executable, str(ROOT / "run.py"), "--config", str(config.path), "user", "password",
                               "nobody@x.test"], capture_output=True, text=True, cwd=ROOT)
     assert missing.returncode == 1 and "no account" in missing.stderr
+
+
+def test_an_owner_cannot_reset_someone_who_also_works_elsewhere(mailing):
+    """Review finding: a password is account-wide; resetting a member who owns another
+    business would hand this owner that business too."""
+    client, db, people = mailing
+    other, _ = make_business(db, "ailleurs", "Ailleurs Inc.")
+    with db.write() as conn:
+        businesses.add_user(conn, business_id=other, email="aide@gagnon.test", password=PASSWORD)  # owns it
+    token = signed_in(client, db, people["owner"], people["business"])
+    r = client.post(f"/fr/app/settings/team/{people['member']}/reset", data={"_csrf_token": token})
+    assert r.status_code == 404
+    assert businesses.authenticate(db, "aide@gagnon.test", PASSWORD)
+
+
+def test_a_password_change_spends_the_links_still_out(mailing, smtp):
+    client, db, people = mailing
+    client.post("/fr/password/forgot", data={"_csrf_token": csrf_token(client), "email": "aide@gagnon.test"})
+    [message] = _wait_for(smtp)
+    path = _link(message)
+    path = path[path.index("/fr/"):]
+    businesses.set_password(db, people["member"], "changé ailleurs, exprès")
+    r = client.post(path, data={"_csrf_token": csrf_token(client), "password": "un tout nouveau secret",
+                                "password_again": "un tout nouveau secret"})
+    assert r.status_code == 410
+    assert businesses.authenticate(db, "aide@gagnon.test", "changé ailleurs, exprès")

@@ -484,5 +484,8 @@ def set_password(db: Database, user_id: int, password: str, *, keep_session: str
                      (_hasher.hash(password), user_id))
         conn.execute("DELETE FROM sessions WHERE user_id = ? AND token_hash IS NOT ?",
                      (user_id, token_hash(keep_session) if keep_session else None))
+        # Every reset link still out for the account is spent by the new password.
+        conn.execute("UPDATE password_resets SET used_at = ? WHERE user_id = ? AND used_at IS NULL",
+                     (clock.now_iso(), user_id))
         audit.record(conn, actor=f"user:{user_id}", action="user.password", entity="user", entity_id=user_id,
                      fields=["password"])

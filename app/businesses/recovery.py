@@ -13,6 +13,8 @@ import secrets
 import threading
 from datetime import timedelta
 
+import apsw
+
 from app import audit, clock, i18n
 from app.businesses import hash_password, set_password, token_hash
 from app.db import Database
@@ -95,6 +97,12 @@ def reset_with_link(db: Database, token: str, password: str) -> bool:
     return True
 
 
+def spend_links(conn: apsw.Connection, user_id: int) -> None:
+    """A new password, however it was set, ends every reset link still out for the account."""
+    conn.execute("UPDATE password_resets SET used_at = ? WHERE user_id = ? AND used_at IS NULL",
+                 (clock.now_iso(), user_id))
+
+
 def reset_by_operator(db: Database, email: str) -> str | None:
     """The operator's way (`run.py user password EMAIL`) for someone with no owner to ask:
     a new one-time password, to be changed at the next sign-in; every session ends.
@@ -108,6 +116,7 @@ def reset_by_operator(db: Database, email: str) -> str | None:
         conn.execute("UPDATE users SET password_hash = ?, must_change_password = 1 WHERE id = ?",
                      (hash_password(password), user_id))
         conn.execute("DELETE FROM sessions WHERE user_id = ?", (user_id,))
+        spend_links(conn, user_id)
         audit.record(conn, actor="operator", action="user.password_reset_by_operator", entity="user",
                      entity_id=user_id, fields=["password"])
     return password
@@ -115,17 +124,18 @@ def reset_by_operator(db: Database, email: str) -> str | None:
 
 def reset_member(db: Database, business_id: int, user_id: int, *, actor: str) -> str:
     """An owner gives a member a new one-time password (shown once, to be changed at the
-    next sign-in); the member's sessions end. LookupError for anyone but a member of
-    this business (an owner's password is theirs alone)."""
+    next sign-in); the member's sessions end. LookupError for anyone but a member of this
+    business and of no other: a password is account-wide, so resetting someone who also
+    works elsewhere would hand this owner their other businesses (they use the link)."""
     password = secrets.token_urlsafe(9)
     with db.write() as conn:
-        rows = list(conn.execute("SELECT role FROM memberships WHERE business_id = ? AND user_id = ?",
-                                 (business_id, user_id)))
-        if not rows or rows[0]["role"] != "member":
+        rows = list(conn.execute("SELECT business_id, role FROM memberships WHERE user_id = ?", (user_id,)))
+        if [(r["business_id"], r["role"]) for r in rows] != [(business_id, "member")]:
             raise LookupError(user_id)
         conn.execute("UPDATE users SET password_hash = ?, must_change_password = 1 WHERE id = ?",
                      (hash_password(password), user_id))
         conn.execute("DELETE FROM sessions WHERE user_id = ?", (user_id,))
+        spend_links(conn, user_id)
         audit.record(conn, actor=actor, action="user.password_reset_by_owner", entity="user", entity_id=user_id,
                      business_id=business_id, fields=["password"])
     return password

@@ -86,8 +86,11 @@ def cancel(db: Database, standing: Standing) -> None:
     leads.close_by_client(db, standing.business_id, standing.lead_id, actor=ACTOR)
 
 
-def ask_erasure(db: Database, standing: Standing, phone: str) -> int:
-    """File an erasure request in the business's register (answered within 30 days)."""
+def ask_erasure(db: Database, standing: Standing, phone: str) -> int | None:
+    """File an erasure request in the business's register (answered within 30 days); one
+    open request per reference is enough (asking again files nothing new)."""
+    if privacy.has_open_request(db, standing.business_id, "erasure", standing.reference):
+        return None
     return privacy.register_request(
         db, business_id=standing.business_id, kind="erasure", person=standing.reference,
         contact=normalize.phone(phone) or phone, details="", source="public", actor=ACTOR)

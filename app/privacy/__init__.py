@@ -56,6 +56,11 @@ class RequestError(ValueError):
     """The message is a msgid."""
 
 
+def has_open_request(db: Database, business_id: int, kind: str, person: str) -> bool:
+    return db.query_one("SELECT 1 AS x FROM privacy_requests WHERE business_id = ? AND kind = ? AND person = ? "
+                        "AND status = 'open'", (business_id, kind, person)) is not None
+
+
 def register_request(db: Database, *, business_id: int, kind: str, person: str, contact: str, details: str,
                      source: str, actor: str, received_on: date | None = None) -> int:
     if kind not in KINDS:
@@ -100,9 +105,10 @@ def answer(db: Database, business_id: int, request_id: int, text: str, *, actor:
 
 def find_person(db: Database, business_id: int, *, phone: str | None, email: str | None) -> list[dict]:
     """This business's leads of a person, by phone (any usual writing) or email, also
-    through the caller id of their voicemails and the leads of their appointments, and
-    the other leads of their clients (a person who gave their phone once and their email
-    another time is found whole)."""
+    through the caller id of their voicemails. Not widened through their client: a
+    stranger can type someone else's email next to their own phone in the public form, so
+    what an export hands out or an erasure destroys is only what matches what the person
+    proved; `related_requests` shows the owner the rest, to add by hand."""
     e164 = normalize.phone(phone) if phone else None
     email_norm = (email or "").strip().lower() or None
     if not e164 and not email_norm:
@@ -114,12 +120,24 @@ def find_person(db: Database, business_id: int, *, phone: str | None, email: str
              WHERE l.business_id = ? AND l.status != 'anonymized'
                AND ((? IS NOT NULL AND (l.phone = ? OR v.caller_id = ?)) OR (? IS NOT NULL AND lower(l.email) = ?)))
            SELECT l.* FROM leads l
-           WHERE l.business_id = ? AND l.status != 'anonymized'
-             AND (l.id IN (SELECT id FROM found)
-                  OR l.client_id IN (SELECT client_id FROM found WHERE client_id IS NOT NULL))
+           WHERE l.business_id = ? AND l.status != 'anonymized' AND l.id IN (SELECT id FROM found)
            ORDER BY l.created_at""",
         (business_id, e164, e164, e164, email_norm, email_norm, business_id),
     )
+
+
+def related_requests(db: Database, business_id: int, found: list[dict]) -> list[dict]:
+    """The other requests of the clients of what was found (same phone or email seen
+    together once): shown to the owner as "check before including", never acted on."""
+    client_ids = sorted({r["client_id"] for r in found if r.get("client_id")})
+    found_ids = {r["id"] for r in found}
+    if not client_ids:
+        return []
+    rows = db.query(
+        f"""SELECT * FROM leads WHERE business_id = ? AND status != 'anonymized'
+            AND client_id IN ({", ".join("?" for _ in client_ids)}) ORDER BY created_at""",
+        (business_id, *client_ids))
+    return [r for r in rows if r["id"] not in found_ids]
 
 
 def voicemails_without_lead(db: Database, business_id: int, *, phone: str | None) -> list[dict]:

@@ -79,7 +79,8 @@ def request_submit(request: Request, db: DB, limits: RateLimits, data: Form) -> 
 
 def _tools_context(db: Database, session: dict, **extra: object) -> dict:
     return {"session": session, "requests": privacy.requests(db, session["business_id"]), "kinds": privacy.KINDS,
-            "found": None, "voicemails": [], "phone": "", "email": "", "reference": "", "error": None, "done": None,
+            "found": None, "voicemails": [], "related": [], "phone": "", "email": "", "reference": "",
+            "error": None, "done": None,
             "is_owner": session["role"] == "owner", **extra}
 
 
@@ -99,18 +100,20 @@ def find(session: SignedIn, db: DB, data: Form) -> Template:
         lead = leads.by_reference(db, session["business_id"], reference)
         if lead is not None and lead["status"] != "anonymized":
             phone, email = lead["phone"] or "", lead["email"] or ""
-    found, voicemails = None, []
+    found, voicemails, related = None, [], []
     if reference and not (phone or email):
         found = []
     if phone or email:
         found = privacy.find_person(db, session["business_id"], phone=phone, email=email)
         voicemails = privacy.voicemails_without_lead(db, session["business_id"], phone=phone)
+        related = privacy.related_requests(db, session["business_id"], found)
         with db.write() as conn:
             audit.record(conn, actor=f"user:{session['user_id']}", action="person.search", entity="lead",
                          entity_id=",".join(str(r["id"]) for r in found), business_id=session["business_id"],
                          fields=["phone", "email"])
     return Template("privacy/tools.html", context=_tools_context(
-        db, session, found=found, voicemails=voicemails, phone=phone, email=email, reference=reference))
+        db, session, found=found, voicemails=voicemails, related=related, phone=phone, email=email,
+        reference=reference))
 
 
 @post("/app/privacy/requests", name="privacy_request_add", sync_to_thread=True, status_code=200)
