@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from app import businesses, leads, voicemail
-from app.businesses import auth, token_hash
+from app import leads, voicemail
+from app.businesses import auth
 from app.voicemail import audio
 from app.voicemail.engine import ModelEngine, not_the_business
 from tests.support.app import csrf_token
 from tests.support.audio import encode, speak
-from tests.support.people import make_business
+from tests.support.people import make_business, phone_shop
 from tests.support.tiny_models import FAST, install_models, tiny_models_dir
 
 # An SDP file: FFmpeg's format guessing takes it for a stream description and opens
@@ -35,11 +35,7 @@ def speech(tmp_path_factory):
 
 @pytest.fixture
 def shop(db):
-    bid, _ = make_business(db, "gagnon", "Plomberie Gagnon", custom=False)
-    with db.write() as conn:
-        owner = businesses.add_user(conn, business_id=bid, email="owner@gagnon.ca", password="x" * 12)
-        conn.execute("UPDATE businesses SET pbx_token_hash = ? WHERE id = ?", (token_hash("pbx-secret-token"), bid))
-    return bid, owner
+    return phone_shop(db)
 
 
 def _udp_ports() -> set[int]:

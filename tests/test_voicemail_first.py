@@ -9,13 +9,12 @@ import re
 
 import pytest
 
-from app import businesses, clock, leads, voicemail
+from app import clock, leads, voicemail
 from app import config as config_mod
-from app.businesses import token_hash
 from app.privacy import retention
 from app.voicemail.engine import ModelEngine
 from tests.support.audio import speak
-from tests.support.people import make_business, signed_in
+from tests.support.people import phone_shop, signed_in
 from tests.support.tiny_models import FAST, install_models, tiny_models_dir
 
 SAID = "Bonjour, c'est Hélène Côté. Rappelez-moi au 514 555 0101. J'ai un dégât d'eau dans le sous-sol."
@@ -28,11 +27,7 @@ def speech(tmp_path_factory):
 
 @pytest.fixture
 def shop(db):
-    bid, _ = make_business(db, "gagnon", "Plomberie Gagnon", custom=False)
-    with db.write() as conn:
-        owner = businesses.add_user(conn, business_id=bid, email="owner@gagnon.ca", password="x" * 12)
-        conn.execute("UPDATE businesses SET pbx_token_hash = ? WHERE id = ?", (token_hash("pbx-secret-token"), bid))
-    return bid, owner
+    return phone_shop(db)
 
 
 def _lead_of(db, bid, vm_id):

@@ -8,13 +8,13 @@ import re
 import pytest
 
 import jobs
-from app import businesses, voicemail
-from app.businesses import auth, token_hash
+from app import voicemail
+from app.businesses import auth
 from app.voicemail import audio
 from tests.fakes import FakeVoipms
 from tests.support.app import csrf_token
 from tests.support.audio import encode, speak, tone_wav
-from tests.support.people import make_business
+from tests.support.people import phone_shop
 
 
 @pytest.fixture(scope="module")
@@ -25,11 +25,7 @@ def speech(tmp_path_factory):
 
 @pytest.fixture
 def shop(db):
-    bid, _ = make_business(db, "gagnon", "Plomberie Gagnon", custom=False)
-    with db.write() as conn:
-        owner = businesses.add_user(conn, business_id=bid, email="owner@gagnon.ca", password="x" * 12)
-        conn.execute("UPDATE businesses SET pbx_token_hash = ? WHERE id = ?", (token_hash("pbx-secret-token"), bid))
-    return bid, owner
+    return phone_shop(db)
 
 
 def stored(config):

@@ -431,15 +431,21 @@ def password_page(session: SignedIn, db: DB) -> Template:
     return _account_page(db, session)
 
 
+def _new_password_error(data: dict) -> str | None:
+    """The one rule for a chosen password (the account page and a reset link alike)."""
+    new, again = data.get("password", ""), data.get("password_again", "")
+    if len(new) < 10:
+        return N_("The password must have at least 10 characters.")
+    if new != again:
+        return N_("The two passwords differ.")
+    return None
+
+
 @post("/app/password", name="password_save", sync_to_thread=True, status_code=200, opt=http.WHILE_PASSWORD_DUE)
 def password_save(request: Request, session: SignedIn, db: DB, data: Form) -> Template | Redirect:
-    new, again = data.get("password", ""), data.get("password_again", "")
-    error = None
-    if len(new) < 10:
-        error = N_("The password must have at least 10 characters.")
-    elif new != again:
-        error = N_("The two passwords differ.")
-    elif not businesses.authenticate(db, session["email"], data.get("current", "")):
+    new = data.get("password", "")
+    error = _new_password_error(data)
+    if error is None and not businesses.authenticate(db, session["email"], data.get("current", "")):
         error = N_("Your current password is not right.")
     if error:
         return _account_page(db, session, error=i18n.gettext(error), status_code=422)
@@ -495,12 +501,8 @@ def reset_page(db: DB, token: FromPath[str]) -> Template:
 
 @post("/password/reset/{token:str}", name="password_reset_save", sync_to_thread=True, status_code=303)
 def reset_save(db: DB, token: FromPath[str], data: Form) -> Template | Redirect:
-    new, again = data.get("password", ""), data.get("password_again", "")
-    error = None
-    if len(new) < 10:
-        error = N_("The password must have at least 10 characters.")
-    elif new != again:
-        error = N_("The two passwords differ.")
+    new = data.get("password", "")
+    error = _new_password_error(data)
     expired = recovery.user_for(db, token) is None
     if expired or error:
         return Template("businesses/reset.html", status_code=410 if expired else 422, context={

@@ -36,34 +36,32 @@ def status_page() -> Template:
     return _page({})
 
 
-def _look_up(request: Request, db: DB, limits: RateLimits, data: dict) -> tuple[clients.Standing | None,
-                                                                                Template | None]:
+def _look_up(request: Request, db: DB, limits: RateLimits, data: dict) -> clients.Standing | Template:
+    """The request for this reference and phone, or the page that says why not."""
     slot = limits.login.take("status", client_ip(request))
     if slot is None:
-        return None, _page(data, error=N_("Too many tries. Wait 15 minutes and try again."), status_code=429)
+        return _page(data, error=N_("Too many tries. Wait 15 minutes and try again."), status_code=429)
     standing = clients.find(db, data.get("reference", ""), data.get("phone", ""))
     if standing is None:
-        return None, _page(data, error=NOT_FOUND, status_code=404)
+        return _page(data, error=NOT_FOUND, status_code=404)
     slot.give_back()  # only wrong pairs count
-    return standing, None
+    return standing
 
 
 @post("/status", name="client_status_find", sync_to_thread=True, status_code=200)
 def status_find(request: Request, db: DB, limits: RateLimits, data: Form) -> Template:
-    standing, refused = _look_up(request, db, limits, data)
-    if refused is not None:
-        return refused
-    assert standing is not None
+    standing = _look_up(request, db, limits, data)
+    if isinstance(standing, Template):
+        return standing
     clients.viewed(db, standing)
     return _page(data, standing=standing)
 
 
 @post("/status/cancel", name="client_status_cancel", sync_to_thread=True, status_code=200)
 def status_cancel(request: Request, db: DB, limits: RateLimits, data: Form) -> Template:
-    standing, refused = _look_up(request, db, limits, data)
-    if refused is not None:
-        return refused
-    assert standing is not None
+    standing = _look_up(request, db, limits, data)
+    if isinstance(standing, Template):
+        return standing
     if not standing.can_cancel:
         return _page(data, standing=standing)
     if data.get("confirm") != "yes":
@@ -75,10 +73,9 @@ def status_cancel(request: Request, db: DB, limits: RateLimits, data: Form) -> T
 
 @post("/status/erase", name="client_status_erase", sync_to_thread=True, status_code=200)
 def status_erase(request: Request, db: DB, limits: RateLimits, data: Form) -> Template:
-    standing, refused = _look_up(request, db, limits, data)
-    if refused is not None:
-        return refused
-    assert standing is not None
+    standing = _look_up(request, db, limits, data)
+    if isinstance(standing, Template):
+        return standing
     if data.get("confirm") != "yes":
         return _page(data, standing=standing, confirm="erase")
     clients.ask_erasure(db, standing, data.get("phone", ""))

@@ -36,3 +36,15 @@ def signed_in(client, db, user_id, business_id):
     token = csrf_token(client)
     client.cookies.set("capteo_session", auth.start_session(db, user_id=user_id, business_id=business_id))
     return token
+
+
+PBX_TOKEN = "pbx-secret-token"
+
+
+def phone_shop(db):
+    """A business whose phone system posts voicemail with PBX_TOKEN, and its owner: (id, owner id)."""
+    bid, _ = make_business(db, "gagnon", "Plomberie Gagnon", custom=False)
+    with db.write() as conn:
+        owner = businesses.add_user(conn, business_id=bid, email="owner@gagnon.ca", password="x" * 12)
+        conn.execute("UPDATE businesses SET pbx_token_hash = ? WHERE id = ?", (businesses.token_hash(PBX_TOKEN), bid))
+    return bid, owner
