@@ -12,7 +12,7 @@
     python run.py incident add|list|export           the privacy incident register
     python run.py models pull          download the configured speech and language models
     python run.py extract FILE.jsonl   extraction of transcripts, one JSON object per line
-    python run.py check                validate the configuration; say what is missing
+    python run.py check                validate the configuration, load the models; say what is wrong
     python run.py systemd-unit         print a systemd unit for this installation
 
 `--config FILE` (or CAPTEO_CONFIG) selects another configuration file.
@@ -112,8 +112,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     config = _load(args)
     db = _prepare(config)
     jobs.configure(config, db)
-    consumer = jobs.create_consumer(config)
-    consumer.run()
+    jobs.InProcessWorker(config).run()
     return 0
 
 
@@ -253,6 +252,7 @@ def cmd_models_pull(args: argparse.Namespace) -> int:
 
     config = _load(args)
     config.ensure_dirs()
+    print(f"downloading from {config.models.hub_url} into {config.models_dir}", file=sys.stderr)
     try:
         got = models.pull(config, whisper=not args.llm_only, llm=not args.speech_only)
     except (models.PullError, OSError) as e:
@@ -317,11 +317,20 @@ def cmd_check(args: argparse.Namespace) -> int:
     else:
         print(f"database: {config.db_path} will be created at start-up")
     print(f"GPU: {'yes' if models.has_gpu() else 'no (models run on the CPU)'}")
-    for kind, info in models.present(config).items():
-        state = "present" if info["present"] else "MISSING"
+    # Each model loaded as the worker loads it (never from the Hub): a file on disk is not enough.
+    for kind, info in models.health(config, wait=True).items():
+        label = "speech" if kind == "whisper" else "language"
+        if info["usable"]:
+            print(f"model {kind}: {info['name']} usable ({info['path']})")
+            continue
+        state = "MISSING" if info["code"] == "missing" else "UNUSABLE"
         print(f"model {kind}: {info['name']} {state} ({info['path']})")
-        if not info["present"]:
-            problems += 1
+        print(f"  {state}: {info['problem']} — {info['fix']}")
+        if kind == "whisper":
+            print(f"  until then voicemails wait for their transcript (the {label} model is needed)")
+        else:
+            print(f"  until then voicemails are read by the rules alone (no {label} model)")
+        problems += 1
     # Outside services are optional: say what each one's absence means.
     from app.messaging.twilio import TwilioClient
 
@@ -332,7 +341,7 @@ def cmd_check(args: argparse.Namespace) -> int:
                              "no auth token (CAPTEO_SECRET_GEOCODER_AUTH): throttled, lookups retried later"))
     if warning := _proxy_warning(config):
         print(f"  WARNING: {warning}")
-    print(f"{problems} thing(s) missing" if problems else "nothing missing")
+    print(f"{problems} thing(s) missing or unusable" if problems else "nothing missing")
     return 1 if problems else 0
 
 

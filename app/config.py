@@ -61,6 +61,17 @@ def _auth_mode(v: str) -> str | None:
     return None if v in ("builtin", "cloudflare") else "must be 'builtin' or 'cloudflare'"
 
 
+def _llm_fields(v: str) -> str | None:
+    from app.extraction.grounding import MODEL_FIELDS
+
+    for item in filter(None, (part.strip() for part in v.split(","))):
+        name, _, how = item.partition(":")
+        if name.strip() not in MODEL_FIELDS or how.strip() not in ("fill", "model"):
+            return (f"must list field:how pairs (how: fill or model; fields: {', '.join(MODEL_FIELDS)}), "
+                    f"not {item!r}")
+    return None
+
+
 def _key(default: Any, check: Callable[[Any], str | None] | None = None) -> Any:
     """A configuration key: its default and, if any, the check its value must pass."""
     return field(default=default, metadata={"check": check})
@@ -98,10 +109,18 @@ class Models:
     whisper: str = _key("auto")
     whisper_compute_type: str = _key("auto")
     whisper_beam_size: int = _key(5, _positive)
-    whisper_temperature_fallback: bool = _key(True)
+    whisper_temperature_fallback: bool = _key(False)
     llm_file: str = _key("qwen2.5-3b-instruct-q4_k_m.gguf")
     llm_repo: str = _key("Qwen/Qwen2.5-3B-Instruct-GGUF")
     hub_url: str = _key("https://huggingface.co", _http_url)
+    # Empty: the GGUF must carry its own chat template; else a llama-cpp-python chat format ("chatml", ...).
+    llm_chat_format: str = _key("")
+    # The Hub revision `run.py models pull` downloads: a commit hash to pin, empty for models.py's table.
+    whisper_revision: str = _key("")
+    llm_revision: str = _key("")
+    # What the language model may change, "field:how" pairs (how: "fill" where the rules found
+    # nothing, "model" to replace them); empty: nothing, and the model is not asked.
+    llm_fields: str = _key("", _llm_fields)
 
 
 @dataclass(frozen=True)

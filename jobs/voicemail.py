@@ -7,7 +7,7 @@ from huey import crontab
 from app import voicemail
 from app.voicemail import voipms
 from app.voicemail.engine import ModelEngine
-from jobs import PRIORITY_VOICEMAIL, context, huey, intake
+from jobs import PRIORITY_VOICEMAIL, context, huey, intake, models_huey
 
 _engine: ModelEngine | None = None
 
@@ -21,7 +21,7 @@ def engine() -> ModelEngine:
     return _engine
 
 
-@huey.task(priority=PRIORITY_VOICEMAIL)
+@models_huey.task(priority=PRIORITY_VOICEMAIL)
 def process(voicemail_id: int) -> None:
     # The lead and its SMS were committed with the voicemail: the owner hears of it now,
     # not after the transcription (minutes, or never without a speech model).

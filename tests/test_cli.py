@@ -1,5 +1,6 @@
 """The operator's commands, run as the operator runs them."""
 
+import shutil
 import subprocess
 import sys
 
@@ -57,8 +58,23 @@ def test_check_lists_what_is_missing(tmp_path):
     (tmp_path / "data" / "models" / "whisper-small").mkdir(parents=True)
     (tmp_path / "data" / "models" / "whisper-small" / "model.bin").write_bytes(b"x")
     (tmp_path / "data" / "models" / "qwen2.5-3b-instruct-q4_k_m.gguf").write_bytes(b"GGUF")
+    # Files that exist are not enough: each model is loaded, and what is wrong said in plain words.
     result = run(cfg, "check")
-    assert result.returncode == 0 and "nothing missing" in result.stdout
+    assert result.returncode == 1 and "2 thing(s) missing or unusable" in result.stdout
+    assert "model whisper: small UNUSABLE" in result.stdout
+    assert "the speech model is incomplete: config.json is missing — run `python run.py models pull` again" \
+        in result.stdout
+    assert "model llm: qwen2.5-3b-instruct-q4_k_m.gguf UNUSABLE" in result.stdout
+    assert "is incomplete or damaged, or not a GGUF model" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+    from tests.support.tiny_models import tiny_models_dir
+
+    tiny = tiny_models_dir()
+    shutil.copytree(tiny / "whisper", tmp_path / "data" / "models" / "whisper-small", dirs_exist_ok=True)
+    shutil.copy(tiny / "tiny.gguf", tmp_path / "data" / "models" / "qwen2.5-3b-instruct-q4_k_m.gguf")
+    result = run(cfg, "check")
+    assert result.returncode == 0 and "nothing missing" in result.stdout, result.stdout
+    assert "model whisper: small usable" in result.stdout
 
 
 def test_systemd_unit(tmp_path):

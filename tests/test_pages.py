@@ -121,7 +121,7 @@ def test_healthz(client):
     body = client.get("/healthz").json()
     assert body["ok"] is True and body["database"] == "ok"
     assert body["queue_depth"] >= 0
-    assert body["models"]["whisper"] == {"name": "small", "present": False}
+    assert body["models"]["whisper"] == {"name": "small", "present": False, "usable": False, "problem": "missing"}
     assert body["models"]["llm"]["present"] is False
 
 

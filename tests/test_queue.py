@@ -128,3 +128,68 @@ def test_results_nobody_reads_are_not_kept(db, queue_config):
     # Each heartbeat replaces the one before: one row, however long the service runs.
     assert jobs.huey.result(first.id, preserve=True) is None
     assert jobs.huey.storage.result_store_size() == 1
+
+
+class SlowEngine:
+    """A model that takes its time, as Whisper does on a long voicemail on a CPU: it
+    holds a lock the way the real engine holds the models."""
+
+    def __init__(self, seconds: float):
+        import threading
+
+        self.seconds = seconds
+        self.lock = threading.Lock()
+        self.entered = threading.Event()
+        self.transcribed = 0
+
+    def speech_ready(self) -> bool:
+        return True
+
+    def transcribe(self, path, business):
+        self.entered.set()
+        with self.lock:
+            time.sleep(self.seconds)
+            self.transcribed += 1
+        return "Bonjour, c'est Hélène Côté, rappelez-moi au 514 555 0101.", "fr"
+
+    def extract(self, transcript, caller_id, business, language):
+        from app.extraction.rules import extract
+
+        return extract(transcript, caller_id).as_dict()
+
+
+def test_heartbeat_and_sms_do_not_wait_behind_voicemails(db, queue_config, monkeypatch, tmp_path):
+    """Twenty voicemails on slow models: the heartbeat and an owner's SMS go through at
+    once (the model work has its own queue and its one worker)."""
+    from app import voicemail
+    from tests.support.audio import speak
+
+    cfg, twilio = queue_config
+    jobs.configure(cfg, db)
+    slow = SlowEngine(4.0)
+    monkeypatch.setattr(jobs.voicemail, "engine", lambda: slow)
+    bid, _ = make_business(db, "vm", "Plomberie VM", custom=False)
+    wav = speak("Bonjour, rappelez-moi.", "fr", tmp_path / "a.wav").read_bytes()
+    for _ in range(20):
+        vm_id, _ = voicemail.receive(db, cfg, business_id=bid, data=wav, caller_id="+15145550101",
+                                     source="upload", actor="test")
+        jobs.voicemail.process(vm_id)
+    worker = jobs.InProcessWorker(cfg)
+    worker.start()
+    try:
+        # The voicemails reach the model first; every free thread that would take one has.
+        assert slow.entered.wait(10)
+        time.sleep(1.5)  # an idle worker thread polls at least every second
+        heartbeat = jobs.system.heartbeat()
+        message_id = _sms(db)
+        jobs.intake.send_sms(message_id)
+        _wait_for(lambda: jobs.huey.result(heartbeat.id, preserve=True) is not None and db.query_one(
+            "SELECT status FROM outbox WHERE id = ?", (message_id,))["status"] == "sent", seconds=15)
+        transcribed_meanwhile = slow.transcribed
+    finally:
+        worker.stop()
+    # Done before the first voicemail was through the model (each takes 4 s). On one shared
+    # queue, every worker thread held a voicemail waiting for the model lock: the heartbeat
+    # and the SMS waited for one of them to finish.
+    assert transcribed_meanwhile == 0
+    assert jobs.models_huey.pending_count() > 0  # the voicemails were still waiting their turn

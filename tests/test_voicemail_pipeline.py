@@ -13,12 +13,12 @@ import pytest
 from app import config as config_mod
 from app import leads, voicemail
 from app.db import connect
-from app.extraction import grounding
+from app.extraction import grounding, rules
 from app.voicemail import models as model_pull
 from app.voicemail.engine import ModelEngine, drop_hallucinations
-from tests.fakes import FakeHub
 from tests.support.app import ServerProcess
 from tests.support.audio import speak
+from tests.support.fake_hf_hub import COMMIT, FakeHfHub
 from tests.support.people import make_business
 from tests.support.tiny_models import FAST, install_models, tiny_models_dir
 
@@ -39,16 +39,29 @@ def fast_config(config):
     return config_mod.load(config.path, env=FAST)
 
 
+EVERY_FIELD_FROM_THE_MODEL = ("first_name:model,last_name:model,phone:model,email:model,postal_code:model,"
+                              "street_address:model,need:model,urgent:model")
+
+
+class AskCounting(ModelEngine):
+    asked = 0
+
+    def _ask_llm(self, transcript, business, language):
+        self.asked += 1
+        return super()._ask_llm(transcript, business, language)
+
+
 def test_audio_to_one_lead_with_the_real_model_code(db, config, tiny, recording):
-    cfg = fast_config(config)
+    cfg = config_mod.load(config.path, env={**FAST, "CAPTEO_MODELS_LLM_FIELDS": EVERY_FIELD_FROM_THE_MODEL})
     install_models(cfg, tiny)
     bid, _ = make_business(db, "gagnon", "Plomberie Gagnon", custom=False)
     vm_id, _ = voicemail.receive(db, cfg, business_id=bid, data=recording, caller_id="+14385550123",
                                  source="upload", actor="t")
-    engine = ModelEngine(cfg)
+    engine = AskCounting(cfg)
     assert engine.speech_ready() and engine.llm_ready()
     result = voicemail.process(db, cfg, engine, vm_id, "https://capteo.example")
     assert result.state == "lead_created"
+    assert engine.asked == 1
     vm = voicemail.get(db, bid, vm_id)
     assert vm["language"] in ("fr", "en") and vm["transcript"] is not None
     lead = leads.get(db, bid, vm["lead_id"])
@@ -60,6 +73,26 @@ def test_audio_to_one_lead_with_the_real_model_code(db, config, tiny, recording)
     assert voicemail.process(db, cfg, engine, vm_id, "https://capteo.example").state == "lead_created"
     assert db.query_one("SELECT count(*) AS n FROM leads")["n"] == 1
     assert db.query_one("SELECT count(*) AS n FROM outbox WHERE lead_id = ?", (lead["id"],))["n"] == 1
+
+
+def test_the_model_is_asked_only_for_the_fields_it_may_change(config, tiny):
+    """`[models] llm_fields` lists what the model may change; by default nothing (measured:
+    the registry's small model improved no field), and then it is not asked at all."""
+    transcript = "Bonjour, c'est Luc Roy, j'ai une fuite. Rappelez-moi au 514 555 0101."
+    business = {"name": "Plomberie Gagnon"}
+    cfg = fast_config(config)
+    install_models(cfg, tiny)
+    engine = AskCounting(cfg)
+    assert engine.extract(transcript, None, business, "fr") == rules.extract(
+        transcript, None, business="Plomberie Gagnon").as_dict()
+    assert engine.asked == 0
+    asking = AskCounting(config_mod.load(config.path, env={**FAST, "CAPTEO_MODELS_LLM_FIELDS": "need:model"}))
+    result = asking.extract(transcript, None, business, "fr")
+    assert asking.asked == 1 and result["first_name"] == "Luc" and result["phone"] == "+15145550101"
+    with pytest.raises(config_mod.ConfigError, match="llm_fields"):
+        config_mod.load(config.path, env={"CAPTEO_MODELS_LLM_FIELDS": "phone:always"})
+    with pytest.raises(config_mod.ConfigError, match="llm_fields"):
+        config_mod.load(config.path, env={"CAPTEO_MODELS_LLM_FIELDS": "password:fill"})
 
 
 def test_without_models_the_voicemail_waits_then_goes_on(db, config, tiny, recording):
@@ -90,38 +123,112 @@ def test_an_llm_phone_that_was_never_said_is_dropped():
     assert merged["phone"] == "+15145550101"  # the invented 438 number lost
     assert merged["first_name"] == "Marc" and merged["last_name"] is None  # Roy was said, Tremblay was not
     assert merged["email"] is None and merged["postal_code"] is None and merged["street_address"] is None
-    said = grounding.merge(base, dict(invented, callback_phone="+1 514-555-0177"), transcript, "+15145550177")
+    said = grounding.merge(base, dict(invented, callback_phone="+1 514-555-0177"), transcript, "+15145550177",
+                           policy={"phone": "model"})
     assert said["phone"] == "+15145550177"  # the caller id counts as grounded
+    kept = grounding.merge(base, dict(invented, callback_phone="+1 514-555-0177"), transcript, "+15145550177",
+                           policy={"phone": "fill"})
+    assert kept["phone"] == "+15145550101"  # "fill": the model only fills what the rules left empty
 
 
-def test_models_pull_progress_checksum_and_resume(config, tmp_path):
-    with FakeHub() as hub:
-        blob = bytes(range(256)) * 40
-        hub.repos["Systran/faster-whisper-small"] = {"model.bin": blob, "config.json": b'{"a": 1}',
-                                                     "tokenizer.json": b"{}", "vocabulary.json": b"[]",
-                                                     "preprocessor_config.json": b"{}", "README.md": b"# no"}
-        hub.repos["Qwen/Qwen2.5-3B-Instruct-GGUF"] = {"qwen2.5-3b-instruct-q4_k_m.gguf": blob * 2,
-                                                      "other.gguf": b"x" * 2000}
+def _hub_with_tiny_models(hub, tiny):
+    hub.repos["Systran/faster-whisper-small"] = {
+        **{p.name: p.read_bytes() for p in (tiny / "whisper").iterdir()}, "README.md": b"# no"}
+    hub.repos["Qwen/Qwen2.5-3B-Instruct-GGUF"] = {"qwen2.5-3b-instruct-q4_k_m.gguf": (tiny / "tiny.gguf").read_bytes(),
+                                                  "other.gguf": b"x" * 2000}
+
+
+def test_models_pull_installs_validated_models_with_progress(config, tiny):
+    """huggingface_hub against a local Hub: progress, checksums, validation, then the final names."""
+    with FakeHfHub() as hub:
+        _hub_with_tiny_models(hub, tiny)
         cfg = config_mod.load(config.path, env={"CAPTEO_MODELS_HUB_URL": hub.url})
         seen = []
-        got = model_pull.pull_repo(hub.url, "Systran/faster-whisper-small", tmp_path / "w",
-                                   lambda p: p in model_pull.WHISPER_FILES, progress=lambda *a: seen.append(a))
-        assert sorted(p.name for p in got) == sorted(model_pull.WHISPER_FILES[:5])
-        assert seen[-1][1] == seen[-1][2] and any(name == "model.bin" for name, _, _ in seen)
-        # Resume: half a file already there is continued with a Range request.
-        gguf = cfg.models_dir / "qwen2.5-3b-instruct-q4_k_m.gguf.part"
-        gguf.write_bytes((blob * 2)[:3000])
-        model_pull.pull(cfg, whisper=True, llm=True)
-        assert hub.ranges == ["bytes=3000-"]
-        assert (cfg.models_dir / "qwen2.5-3b-instruct-q4_k_m.gguf").read_bytes() == blob * 2
-        assert (cfg.models_dir / "whisper-small" / "model.bin").read_bytes() == blob
+        got = model_pull.pull(cfg, progress=lambda *a: seen.append(a))
+        final = cfg.models_dir / "whisper-small"
+        assert sorted(p.name for p in got) == sorted([p.name for p in (tiny / "whisper").iterdir()]
+                                                     + ["qwen2.5-3b-instruct-q4_k_m.gguf"])
+        assert (final / "model.bin").read_bytes() == (tiny / "whisper" / "model.bin").read_bytes()
+        assert not (final / "README.md").exists() and not (final / ".cache").exists()
         assert not (cfg.models_dir / "other.gguf").exists()
-        # A corrupted download is refused and leaves nothing installed.
+        assert sorted(p.name for p in cfg.models_dir.iterdir()) == ["qwen2.5-3b-instruct-q4_k_m.gguf", "whisper-small"]
+        size = (tiny / "whisper" / "model.bin").stat().st_size
+        assert ("model.bin", size, size) in seen  # progress up to the whole file
+        assert all(done <= total for _, done, total in seen)
+        # Pinned: every file from the commit the revision resolved to.
+        assert any(m == "GET" and f"/resolve/{COMMIT}/model.bin" in p for m, p in hub.requests)
+        assert model_pull.check_whisper(cfg).ok and model_pull.check_llm(cfg).ok
+        # Run again: everything is there and intact, nothing is downloaded.
+        before = hub.downloads("model.bin"), hub.downloads("qwen2.5-3b-instruct-q4_k_m.gguf")
+        model_pull.pull(cfg)
+        assert (hub.downloads("model.bin"), hub.downloads("qwen2.5-3b-instruct-q4_k_m.gguf")) == before
+
+
+def test_models_pull_resumes_a_dropped_transfer(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "DOWNLOAD_CHUNK_SIZE", 1024)  # real files: 10 MB chunks, same logic
+    blob = bytes(range(256)) * 40
+    with FakeHfHub() as hub:
+        hub.repos["Systran/faster-whisper-small"] = {"model.bin": blob, "config.json": b'{"a": 1}'}
+        hub.cut.add("model.bin")  # the connection drops half-way through the first transfer
+        got = model_pull.pull_repo(hub.url, "Systran/faster-whisper-small", tmp_path / "w",
+                                   lambda p: p in model_pull.WHISPER_FILES, progress=lambda *a: None)
+        assert sorted(p.name for p in got) == ["config.json", "model.bin"]
+        assert hub.ranges == [f"bytes={len(blob) // 2}-"]  # continued, not started over
+        assert (tmp_path / "w" / "model.bin").read_bytes() == blob
+
+
+def test_models_pull_refuses_a_corrupted_or_short_file(tmp_path):
+    blob = bytes(range(256)) * 40
+    with FakeHfHub() as hub:
+        hub.repos["Systran/faster-whisper-small"] = {"model.bin": blob, "config.json": b'{"a": 1}'}
         hub.corrupt.add("model.bin")
         with pytest.raises(model_pull.PullError, match="checksum mismatch"):
             model_pull.pull_repo(hub.url, "Systran/faster-whisper-small", tmp_path / "bad",
-                                 lambda p: p == "model.bin")
-        assert not (tmp_path / "bad" / "model.bin").exists() and not (tmp_path / "bad" / "model.bin.part").exists()
+                                 lambda p: p == "model.bin", progress=lambda *a: None)
+        assert not (tmp_path / "bad" / "model.bin").exists()
+        assert not list((tmp_path / "bad").rglob("*.incomplete"))
+        hub.corrupt.clear()
+        hub.short.add("config.json")  # fewer bytes than the Hub announced
+        hub.short.add("model.bin")
+        with pytest.raises(model_pull.PullError, match="discarded"):
+            model_pull.pull_repo(hub.url, "Systran/faster-whisper-small", tmp_path / "short",
+                                 lambda p: p == "model.bin", progress=lambda *a: None)
+        assert not (tmp_path / "short" / "model.bin").exists()
+        # Fixed on the Hub: the next pull downloads it again, whole.
+        hub.short.clear()
+        got = model_pull.pull_repo(hub.url, "Systran/faster-whisper-small", tmp_path / "bad",
+                                   lambda p: p == "model.bin", progress=lambda *a: None)
+        assert got[0].read_bytes() == blob
+
+
+def test_the_model_directory_appears_only_once_complete_and_usable(config, tiny):
+    with FakeHfHub() as hub:
+        _hub_with_tiny_models(hub, tiny)
+        cfg = config_mod.load(config.path, env={"CAPTEO_MODELS_HUB_URL": hub.url})
+        final = cfg.models_dir / "whisper-small"
+        hub.corrupt.add("tokenizer.json")
+        with pytest.raises(model_pull.PullError, match="tokenizer.json: checksum mismatch"):
+            model_pull.pull(cfg, llm=False, progress=lambda *a: None)
+        assert not final.exists()
+        # Fixed: the next run fetches what is missing, not what it already has intact.
+        hub.corrupt.clear()
+        model_bin_downloads = hub.downloads("model.bin")
+        model_pull.pull(cfg, llm=False, progress=lambda *a: None)
+        assert final.is_dir() and hub.downloads("model.bin") == model_bin_downloads
+        # A repository whose model does not load (here: a truncated model.bin that matches its
+        # own checksum) is refused after download, and the installed model stays as it was.
+        whole = hub.repos["Systran/faster-whisper-small"]["model.bin"]
+        hub.repos["Systran/faster-whisper-small"]["model.bin"] = whole[: len(whole) // 2]
+        with pytest.raises(model_pull.PullError, match="not usable: model.bin of the speech model is incomplete"):
+            model_pull.pull(cfg, llm=False, progress=lambda *a: None)
+        assert (final / "model.bin").read_bytes() == whole
+        # A GGUF that is not one is refused the same way: no file under the final name.
+        hub.repos["Qwen/Qwen2.5-3B-Instruct-GGUF"]["qwen2.5-3b-instruct-q4_k_m.gguf"] = b"not a gguf" * 200
+        with pytest.raises(model_pull.PullError, match="not usable"):
+            model_pull.pull(cfg, whisper=False, progress=lambda *a: None)
+        assert not (cfg.models_dir / "qwen2.5-3b-instruct-q4_k_m.gguf").exists()
 
 
 def _state(srv):

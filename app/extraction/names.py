@@ -12,14 +12,17 @@ from __future__ import annotations
 import re
 
 from app.extraction.spelled import spelled_after, spelled_span
-from app.extraction.text import fold
+from app.extraction.text import fold, inside_loop, loop_spans
 
 # Patterns for a capitalised name and a title, shared with street names (addresses.py)
 # and the self-introduction left out of the need (need.py).
 UP = "A-ZÀ-ÖØ-ÞŒ"
 LO = "a-zß-öø-ÿœ"
 # "Hélène", "O'Brien", "MacLeod", "Côté-Giguère", "Marie-Ève", "D'Amours"
-NAME = rf"(?:[{UP}][{LO}]*'[{UP}{LO}][{LO}]+|[{UP}][{LO}]+(?:[{UP}][{LO}]+)?)(?:-[{UP}{LO}][{LO}]+)*"
+# A capital inside a word only after the usual surname prefixes: "AudioHead" is a recognition
+# error, not a name.
+NAME = (rf"(?:[{UP}][{LO}]*'[{UP}{LO}][{LO}]+|(?:Mc|Mac|Fitz|De|Di|Da|Du|La|Le|Van|Von)[{UP}][{LO}]+|[{UP}][{LO}]+)"
+        rf"(?:-[{UP}{LO}][{LO}]+)*")
 TITLE = r"(?:[Mm]onsieur|[Mm]adame|[Mm]ademoiselle|Mme|Mlle|M\.|Mr\.?|Mrs\.?|Ms\.?|Miss|Dr\.?|[Dd]octeur|[Dd]octor)"
 _FILLER = r"(?:(?:euh|heu|hum|uh|um|ben|bien|well|so|là|oui|yeah)[,.]?\s+)*"
 
@@ -40,6 +43,13 @@ _NAME_STOPWORDS = {fold(w) for w in (
     "québec", "quebec", "montréal", "montreal", "laval", "longueuil", "gatineau", "sherbrooke", "lévis", "levis",
     "trois-rivières", "saguenay", "terrebonne", "toronto", "ottawa", "canada", "ontario", "brossard", "google",
     "facebook", "internet", "hydro", "vidéotron", "videotron", "english", "anglais", "français", "french",
+    # Greetings and fillers, also as Whisper garbles them ("Oui mon jour" for "Oui bonjour").
+    "jour", "journée", "soir", "matin", "bonjours", "alo", "allo", "halo", "hallo", "hola", "coucou", "bye",
+    "ciao", "salutations", "greetings", "morning", "evening", "afternoon", "there", "ouais", "ouin", "yep", "yup",
+    "nope", "yeah", "voilà", "voila", "d'accord", "parfait", "super", "excellent", "euh", "heu", "hum", "ah", "oh",
+    "eh", "bah", "ben", "bien", "well", "alors", "donc", "pis", "puis", "et", "mais", "ou", "so", "and", "or",
+    "but", "merci", "mercis", "remerciements", "please", "svp", "oups", "oops", "pardon", "désolé", "désolée",
+    "excusez", "excuse", "attendez", "wait", "appelle", "j'appelle", "calling", "c'était", "c'est", "était",
 )}
 # Trade and company words: a "name" containing one is a business ("ici Toitures Laurentides",
 # "this is Tremblay Roofing"), whoever is calling for it.
@@ -88,16 +98,47 @@ _BARE_NAME = re.compile(
 
 def _ok_name(word: str) -> bool:
     f = fold(word)
+    if re.match(r"[^\W\d_]'[^\W\d_]", word) and not word[2].isupper() and fold(word[0]) != "o":
+        return False  # "J'appelle", "L'adresse": an elided article or pronoun, not "D'Amours"
     return len(f) >= 2 and f not in _NAME_STOPWORDS and not word.isupper()
+
+
+def not_a_name(value: str | None) -> bool:
+    """True when `value` is made only of words that are never a name (greetings, fillers,
+    pronouns…: "Bonjour", "Oui", "Mon Jour"), or is one or two letters."""
+    parts = re.findall(r"[^\W\d_]+(?:'[^\W\d_]+)?", value or "")
+    return len("".join(parts)) < 3 or all(fold(p) in _NAME_STOPWORDS for p in parts)
+
+
+def split_full_name(value: str) -> tuple[str, str | None]:
+    """A full name given as one first name → (first, last): "Marc-André Lefebvre" →
+    ("Marc-André", "Lefebvre"), "Marie Ève Thibodeau" → ("Marie-Ève", "Thibodeau"),
+    "Marc-André-Lefebvre" → ("Marc-André", "Lefebvre"). A plain first name is kept."""
+    words = value.split()
+    if not words:
+        return value, None
+    if len(words) == 1:
+        parts = value.split("-")
+        if len(parts) >= 3 and fold(parts[0]) in _COMPOUND_FIRST:
+            return "-".join(parts[:2]), "-".join(parts[2:])
+        return value, None
+    if len(words) >= 3 and fold(words[0]) in _COMPOUND_FIRST:
+        return f"{words[0]}-{words[1]}", " ".join(words[2:])
+    return words[0], " ".join(words[1:])
 
 
 def caller_name(text: str, business: str | None) -> tuple[str | None, str | None]:
     """(first name, last name) the caller gave, each None when not found; words of the
     `business`'s own name are never taken as the caller's."""
     business_words = {fold(w) for w in re.findall(r"[^\W\d_]+", business or "") if len(w) > 2}
+    loops = loop_spans(text)
     candidates = []
     for pattern in (_STRONG_CUES, _WEAK_CUES, _POST_CUES, _GREETING_NAME, _BARE_NAME):
         for m in pattern.finditer(text):
+            if inside_loop(loops, m.start(), m.end()):
+                continue  # "je m'appelle Mémer, je m'appelle Mémer, …": a recognition loop
+            if re.match(r"[^\W\d_]", text[m.end("first"):m.end("first") + 1]):
+                continue  # "AudioHead": the name regex stopped inside a word
             before = text[max(0, m.start() - 30):m.start()]
             if pattern is _WEAK_CUES and m.start() > 0 and not _CLAUSE_START.search(before):
                 continue
@@ -122,6 +163,9 @@ def caller_name(text: str, business: str | None) -> tuple[str | None, str | None
     if not candidates:
         return (None, family.group("last")) if family and _ok_name(family.group("last")) else (None, None)
     first, rest, titled, end = candidates[0]
+    if not rest and "-" in first:
+        first, split_last = split_full_name(first)  # "Marc-André-Lefebvre": one word, two names
+        rest = [split_last] if split_last else []
     if titled:  # "c'est madame Tremblay": a title alone goes with the family name
         return (first, " ".join(rest)) if rest else (None, first)
     if len(rest) == 2 and fold(first) in _COMPOUND_FIRST:

@@ -16,7 +16,7 @@ import phonenumbers
 
 from app import normalize
 from app.extraction.numbers import normalize_spoken_digits
-from app.extraction.text import CORRECTION
+from app.extraction.text import CORRECTION, inside_loop, loop_spans
 
 _DIGITS = re.compile(r"(?<!\w)\d+(?!\w)")
 # What may separate the chunks of one number as Whisper writes it: "(514) 555-0101",
@@ -35,13 +35,20 @@ _CALLBACK_CUE = re.compile(
 )
 
 
+def is_valid_phone_digits(digits: str) -> bool:
+    """Ten digits (or eleven with the leading 1) that make a valid number."""
+    return _valid_e164(digits) is not None
+
+
 def _valid_e164(digits: str) -> str | None:
     # Ten digits, or eleven with the leading 1: anything else is a cut-off or an extension.
     return normalize.phone(digits) if 10 <= len(digits) <= 11 else None
 
 
-def _phone_events(transcript: str) -> list[tuple[str, int]]:
-    """(E.164, position in the normalised text) of every number said, corrections applied."""
+def _said_numbers(transcript: str) -> tuple[str, list[tuple[str, int, int]], list[tuple[int, int]]]:
+    """The normalised text; (E.164, start, end) in it of every number said, corrections
+    applied, repeats kept; and the spans of runs of digit groups that repeat themselves
+    ("516,515,515,510,510,514": a recognition loop, not a dictation)."""
     text = normalize_spoken_digits(transcript)
     tokens = [(m.start(), m.end(), m.group(0)) for m in _DIGITS.finditer(text)]
 
@@ -51,6 +58,7 @@ def _phone_events(transcript: str) -> list[tuple[str, int]]:
             runs[-1].append(tok)
         else:
             runs.append([tok])
+    repetitive = [(run[0][0], run[-1][1]) for run in runs if _repeats_groups(run)]
 
     # Events in text order: ("num", e164, start, end) or ("part", digits, start, end).
     events: list[tuple[str, str, int, int]] = []
@@ -101,19 +109,23 @@ def _phone_events(transcript: str) -> list[tuple[str, int]]:
                 result[-1] = [fixed, result[-1][1], end]
         prev_end = end
 
-    seen: set[str] = set()
-    out = []
-    for e164, start, _ in result:
-        if e164 not in seen:  # "je répète, 367-555-0102": said twice, one number
-            seen.add(e164)
-            out.append((e164, start))
-    return out
+    return text, [(e164, start, end) for e164, start, end in result], repetitive
+
+
+def _repeats_groups(run: list[tuple[int, int, str]]) -> bool:
+    """A group of two digits or more said again right after itself ("515, 515"): people
+    dictating a number do not do that, a recogniser stuck in a loop does."""
+    return any(a[2] == b[2] and len(a[2]) >= 2 for a, b in zip(run, run[1:], strict=False))
 
 
 def phone_candidates(transcript: str) -> list[str]:
     """Every valid number said in the transcript (digits or words), in order, E.164,
     corrections applied, repeats and extensions left out, cut-off numbers dropped."""
-    return [e164 for e164, _ in _phone_events(transcript)]
+    seen: list[str] = []
+    for e164, _, _ in _said_numbers(transcript)[1]:
+        if e164 not in seen:  # "je répète, 367-555-0102": said twice, one number
+            seen.append(e164)
+    return seen
 
 
 def _normalize_caller_id(caller_id: str | None) -> str | None:
@@ -129,13 +141,26 @@ def _normalize_caller_id(caller_id: str | None) -> str | None:
 
 
 def callback_phone(transcript: str, caller_id: str | None) -> str | None:
-    """The number said wins over the caller id (people call from work and want a call
-    back on their cell); among several, the first one introduced as a callback number."""
-    events = _phone_events(transcript)
-    if not events:
-        return _normalize_caller_id(caller_id)
-    text = normalize_spoken_digits(transcript)
-    for e164, start in events:
-        if _CALLBACK_CUE.search(text[max(0, start - 45):start]):
-            return e164
-    return events[0][0]
+    """The number to call back.
+
+    A number said in a recognition loop ("400 500 500 500 500 500 000 1 2 9") is never
+    taken: the loop assembles valid-looking numbers out of nothing. With a caller id, a
+    number said wins over it only when well supported: introduced as a callback number
+    ("rappelez-moi au", "call me at", "mon numéro") or said twice — people call from
+    work and want a call back on their cell, and they say so. Without a caller id, the
+    first number introduced as a callback number, else the first number said.
+    """
+    cid = _normalize_caller_id(caller_id)
+    text, said, repetitive = _said_numbers(transcript)
+    loops = loop_spans(text) + repetitive
+    clean = [(e164, start, end) for e164, start, end in said if not inside_loop(loops, start, end)]
+    times = {e164: sum(1 for other, _, _ in clean if other == e164) for e164, _, _ in clean}
+    cued = [e164 for e164, start, _ in clean if _CALLBACK_CUE.search(text[max(0, start - 45):start])]
+    if cued:
+        return cued[0]
+    twice = [e164 for e164, _, _ in clean if times[e164] >= 2]
+    if twice:
+        return twice[0]
+    if cid:
+        return cid
+    return clean[0][0] if clean else None

@@ -86,10 +86,12 @@ def symbols(text: str) -> list[tuple[str | None, int, int]]:
     return out
 
 
+# One spelled letter, accented ones included ("D-E-S-C-H-Ê-N-E-S"): the accent is kept.
+_LETTER = "[A-Za-zÀ-ÖØ-öø-ÿ]"
 _SPELLED = re.compile(
     r"(?i:(?:that's|that is|spelled|spelt|ça s'écrit|ca s'ecrit|qui s'écrit|s'écrit|c'est|je répète)\s+)?"
-    r"(?P<seq>(?:[A-Za-z](?:\s+(?:comme|as in|like|for)\s+[^\W\d_]+)?(?:\s*[-.]\s*|\s*,\s*|\s+)){1,30}"
-    r"[A-Za-z](?:\s+(?:comme|as in|like|for)\s+[^\W\d_]+)?)(?![\w'])"
+    rf"(?P<seq>(?:{_LETTER}(?:\s+(?:comme|as in|like|for)\s+[^\W\d_]+)?(?:\s*[-.]\s*|\s*,\s*|\s+)){{1,30}}"
+    rf"{_LETTER}(?:\s+(?:comme|as in|like|for)\s+[^\W\d_]+)?)(?![\w'])"
 )
 
 
@@ -106,7 +108,7 @@ def spelled_span(text: str, pos: int) -> tuple[str, int] | None:
         return None
     seq = m.group("seq")
     seq = re.sub(r"(?i)\s+(?:comme|as in|like|for)\s+[^\W\d_]+", "", seq)
-    letters = re.findall(r"[A-Za-z]", seq)
+    letters = re.findall(_LETTER, seq)
     hyphenated = "-" in seq or "." in seq
     if len(letters) < (2 if hyphenated else 3):
         return None

@@ -1,5 +1,6 @@
 """Text helpers shared by every finder: transcript clean-up, accent-blind comparison,
-and the caller's self-corrections ("non attendez, c'est…")."""
+the caller's self-corrections ("non attendez, c'est…") and recognition loops (Whisper
+repeating the same words: nothing found inside one can be trusted)."""
 
 from __future__ import annotations
 
@@ -53,3 +54,33 @@ def pick_with_correction(text: str, found: list[tuple[str, int, int]]) -> str | 
         if item[0] != chosen[0] and CORRECTION.search(text[chosen[2]:item[1]]):
             chosen = item
     return chosen[0]
+
+
+_LOOP_TOKEN = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
+
+
+def loop_spans(text: str) -> list[tuple[int, int]]:
+    """Spans of `text` where the same token n-gram (n ≤ 20) is repeated three times or
+    more in a row: Whisper stuck in a loop ("712, 712, 712", "c'est bon, c'est bon, c'est
+    bon"). A single digit needs five: "cinq, cinq, cinq" is a normal dictation."""
+    toks = [(m.group(0).casefold(), m.start(), m.end()) for m in _LOOP_TOKEN.finditer(text)]
+    words = [t for t, _, _ in toks]
+    spans: list[tuple[int, int]] = []
+    for n in range(1, 21):
+        i = 0
+        while i + 2 * n <= len(words):
+            reps = 1
+            while words[i + reps * n:i + (reps + 1) * n] == words[i:i + n]:
+                reps += 1
+            needed = 5 if n == 1 and len(words[i]) == 1 and words[i].isdigit() else 3
+            if reps >= needed:
+                spans.append((toks[i][1], toks[i + reps * n - 1][2]))
+                i += reps * n
+            else:
+                i += 1
+    return spans
+
+
+def inside_loop(spans: list[tuple[int, int]], start: int, end: int) -> bool:
+    """[start, end) overlaps one of the loop `spans`."""
+    return any(s < end and start < e for s, e in spans)

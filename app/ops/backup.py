@@ -17,7 +17,7 @@ import apsw
 
 from app.db import BUSY_TIMEOUT_MS
 
-DATABASES = ("capteo.db", "queue.db")
+DATABASES = ("capteo.db", "queue.db", "queue-models.db")
 
 
 class BackupError(Exception):

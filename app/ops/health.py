@@ -1,4 +1,7 @@
-"""Health of the service: database, queue, worker heartbeat, models on disk."""
+"""Health of the service: database, queue, worker heartbeat, models (on disk and usable).
+
+Models are validated once in the background (`models.validate_in_background`, started at
+the first /healthz if nobody started it before); until then `usable` is null."""
 
 from __future__ import annotations
 
@@ -53,12 +56,13 @@ def status(db: Database, config: Config, queue_depth: int | None) -> dict:
         database = f"error: {e}"
     beat_at = last_beat(db, "worker") if database == "ok" else None
     alive = beat_at is not None and clock.now() - datetime.fromisoformat(beat_at) <= ALIVE_WITHIN
-    on_disk = models.present(config)
+    state = models.health(config)  # never loads a model here
     return {
         "ok": database == "ok",
         "database": database,
         "queue_depth": queue_depth,
         "worker_alive": alive,
         "worker_last_beat": beat_at,
-        "models": {k: {"name": v["name"], "present": v["present"]} for k, v in on_disk.items()},
+        "models": {k: {"name": v["name"], "present": v["present"], "usable": v["usable"],
+                       "problem": v["code"] if v["usable"] is False else None} for k, v in state.items()},
     }

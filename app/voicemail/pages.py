@@ -19,6 +19,7 @@ from app.config import Config
 from app.db import Database
 from app.http import DB, Conf, SignedIn, lang
 from app.i18n import N_
+from app.voicemail import models
 from app.voicemail.audio import AudioRejected
 
 log = logging.getLogger("capteo.voicemail")
@@ -63,11 +64,20 @@ async def api_voicemail(request: Request, db: DB, config: Conf) -> Response:
 
 # ---- the dashboard ------------------------------------------------------------------------------
 
+def _models_state(config: Config) -> dict:
+    """What the owner is told about the models, in plain words by the templates. Never loads
+    a model here: results of the background validation, or the cheap file checks meanwhile."""
+    state = models.health(config)
+    speech, llm = state["whisper"], state["llm"]
+    return {"speech_ready": speech["usable"] is not False,
+            "speech_broken": speech["usable"] is False and speech["code"] != "missing",
+            "llm_broken": llm["usable"] is False and llm["code"] != "missing"}
+
+
 def _page(db: Database, config: Config, session: dict, error: str | None = None, status_code: int = 200) -> Template:
     return Template("voicemail/index.html", status_code=status_code, context={
         "session": session, "voicemails": voicemail.recent(db, session["business_id"]), "error": error,
-        "speech_ready": jobs.voicemail.engine().speech_ready(),
-        "max_minutes": config.voicemail.max_seconds // 60})
+        "max_minutes": config.voicemail.max_seconds // 60, **_models_state(config)})
 
 
 @get("/app/voicemail", name="voicemail", sync_to_thread=True)
@@ -97,10 +107,11 @@ def _voicemail_or_404(db: DB, session: SignedIn, voicemail_id: int) -> dict:
 
 
 @get("/app/voicemail/{voicemail_id:int}", name="voicemail_progress", sync_to_thread=True)
-def voicemail_progress(request: Request, session: SignedIn, db: DB, voicemail_id: FromPath[int]) -> Template:
+def voicemail_progress(request: Request, session: SignedIn, db: DB, config: Conf,
+                       voicemail_id: FromPath[int]) -> Template:
     """The progress of one voicemail; the fragment polls itself until it is done."""
     vm = _voicemail_or_404(db, session, voicemail_id)
-    context = {"session": session, "vm": vm, "speech_ready": jobs.voicemail.engine().speech_ready()}
+    context = {"session": session, "vm": vm, **_models_state(config)}
     return http.fragment_or_page(request, "voicemail/_progress.html", "voicemail/progress.html", context)
 
 

@@ -80,12 +80,15 @@ def _whisper_tokenizer():
     return tokenizer
 
 
-def make_tiny_whisper(dest: Path) -> Path:
-    """A faster-whisper model directory: random weights (2+2 layers, width 64), real tokenizer."""
+def make_tiny_whisper(dest: Path, *, english_only: bool = False) -> Path:
+    """A faster-whisper model directory: random weights (2+2 layers, width 64), real tokenizer.
+    `english_only`: one token fewer (51864), which CTranslate2 reads as an English-only model."""
     from ctranslate2.specs import whisper_spec
 
     tokenizer = _whisper_tokenizer()
     vocabulary = [tokenizer.id_to_token(i) for i in range(tokenizer.get_vocab_size())]
+    if english_only:
+        vocabulary = vocabulary[:-1]
     layers, heads, d, n_mels = 2, 4, 64, 80
     rng = np.random.default_rng(0)
 
@@ -147,6 +150,10 @@ def make_tiny_whisper(dest: Path) -> Path:
     dest.mkdir(parents=True)
     spec.save(str(dest))
     tokenizer.save(str(dest / "tokenizer.json"))
+    if english_only:  # the tokenizer loses the same last token (<|30.00|>)
+        saved = json.loads((dest / "tokenizer.json").read_text())
+        saved["added_tokens"] = [t for t in saved["added_tokens"] if t["id"] < len(vocabulary)]
+        (dest / "tokenizer.json").write_text(json.dumps(saved))
     (dest / "preprocessor_config.json").write_text(
         json.dumps({"feature_size": n_mels, "sampling_rate": 16000, "hop_length": 160, "chunk_length": 30,
                     "n_fft": 400})
@@ -154,9 +161,20 @@ def make_tiny_whisper(dest: Path) -> Path:
     return dest
 
 
-def make_tiny_gguf(dest: Path) -> Path:
+def make_tiny_whisper_english_only(dest: Path) -> Path:
+    """Like make_tiny_whisper, but English-only (vocabulary of 51864, like tiny.en)."""
+    return make_tiny_whisper(dest, english_only=True)
+
+
+def make_tiny_gguf_without_chat_template(dest: Path) -> Path:
+    """Like make_tiny_gguf, but with no `tokenizer.chat_template` in its metadata."""
+    return make_tiny_gguf(dest, chat_template=False)
+
+
+def make_tiny_gguf(dest: Path, *, chat_template: bool = True) -> Path:
     """A llama-architecture GGUF: random f32 weights (2 blocks, width 64), a byte-level BPE
-    tokenizer with Qwen-style ChatML special tokens and chat template."""
+    tokenizer with Qwen-style ChatML special tokens and chat template (unless `chat_template`
+    is false)."""
     import gguf
     from llama_cpp.llama_chat_format import CHATML_CHAT_TEMPLATE  # exact text llama-cpp-python maps to "chatml"
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
@@ -204,7 +222,8 @@ def make_tiny_gguf(dest: Path) -> Path:
     writer.add_eos_token_id(tokenizer.token_to_id("<|im_end|>"))
     writer.add_pad_token_id(tokenizer.token_to_id("<|endoftext|>"))
     writer.add_add_bos_token(False)
-    writer.add_chat_template(CHATML_CHAT_TEMPLATE)
+    if chat_template:
+        writer.add_chat_template(CHATML_CHAT_TEMPLATE)
     writer.add_tensor("token_embd.weight", rand(len(tokens), d))
     writer.add_tensor("output_norm.weight", np.ones(d, np.float32))
     writer.add_tensor("output.weight", rand(len(tokens), d))
