@@ -214,3 +214,27 @@ def test_recognized_phone_accuracy_floor():
 
 def test_words_helper_matches_the_bench():
     assert words("Oui mon jour") == ["oui", "mon", "jour"]
+
+
+# --- loops and amounts, as Whisper writes them -------------------------------------------------
+
+def test_a_civic_number_written_as_an_amount_is_an_address_and_grounded():
+    # Whisper base, beam 5, on "4870 Cumberland Avenue, H4B 2K7".
+    transcript = ("Hi, it's Claire Dolly. A pipe just burst in my basement, I think it flows overnight, there's "
+                  "wagers praying everywhere. I don't know where the shut-off valve is. 4,870 Cumberland Avenue, "
+                  "H4B2K7. Please call me right away, 514-555-0147.")
+    got = extract(transcript, "+15145550147")
+    assert got.street_address == "4870 Cumberland Avenue"
+    assert address_grounded(got.street_address, transcript) == "4870 Cumberland Avenue"
+    assert extract("Phone is 5,145,550,122. Thanks, talk soon.", None).phone == "+15145550122"
+
+
+def test_a_loop_counts_once_for_the_language_and_the_need():
+    # Whisper base, beam 5, on French speech: a loop of "so" is not English.
+    transcript = ("Bonjour, c'est Francine Pochand de Saint-Géôme. Mon chauffeau électrique dans le bout d'eau chaude "
+                  "depuis deux jours, j'ai checké le break-up et il est correct. C'est pas du tout chance mais "
+                  "j'aimerais savoir que quelqu'un passe cette semaine. Moubume-ho, c'est le cas-t-à-so-so-so-so-so-"
+                  "so-so-so-so-so-so-so-so-so-so-so-so-so-so-so-so-so-so-so-so-so-so-so-so-so-so-so-so-so-so-so-so")
+    got = extract(transcript, "+14505550113")
+    assert got.language == "fr"
+    assert "so-so" not in (got.need or "")

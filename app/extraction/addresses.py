@@ -86,9 +86,19 @@ def _inside_digit_run(text: str, start: int) -> bool:
     return not (joiner and "," in joiner.group(0) and is_valid_phone_digits("".join(groups)))
 
 
+# Whisper writes a civic number in thousands as an amount: "4,870 Cumberland Avenue".
+_THOUSANDS = re.compile(r"(?<![\d,.])(\d{1,3}),(\d{3})(?![\d,])(?=\s+[^\W\d_])")
+
+
+def join_thousands(text: str) -> str:
+    """ "4,870 Cumberland Avenue" → "4870 Cumberland Avenue" (a civic number, not an amount)."""
+    return _THOUSANDS.sub(r"\1\2", text)
+
+
 def street_address(text: str) -> str | None:
     """First street address ("4521 rue Saint-Hubert", "88 Maple Drive, apt 3"), number
     first, as written; after a correction, the last."""
+    text = join_thousands(text)
     found: list[tuple[str, int, int]] = []
     for pattern in (_FR_ADDRESS, _EN_ADDRESS, _DIR_ONLY_ADDRESS):
         for m in pattern.finditer(text):

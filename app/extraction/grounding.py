@@ -31,7 +31,7 @@ import re
 import unicodedata
 
 from app import normalize
-from app.extraction.addresses import DIRECTION_WORDS, STREET_WORDS
+from app.extraction.addresses import DIRECTION_WORDS, STREET_WORDS, join_thousands
 from app.extraction.names import not_a_name, split_full_name
 from app.extraction.numbers import normalize_spoken_digits
 from app.extraction.phones import phone_candidates
@@ -220,7 +220,7 @@ def address_grounded(value: str | None, transcript: str) -> str | None:
     if not any(t in STREET_WORDS for t in want[1:]) and not (len(want) >= 3 and want[-1] in DIRECTION_WORDS
                                                               and not want[-2].isdigit()):
         return None
-    text = normalize_spoken_digits(transcript)
+    text = join_thousands(normalize_spoken_digits(transcript))  # "4,870 Cumberland Avenue"
     toks = _tokens(text)
     have = [t for t, _, _ in toks]
     for i in _find(want, have):

@@ -26,7 +26,7 @@ from app.extraction.names import caller_name
 from app.extraction.need import stated_need
 from app.extraction.numbers import normalize_spoken_digits
 from app.extraction.phones import callback_phone
-from app.extraction.text import prep
+from app.extraction.text import prep, without_loops
 from app.extraction.urgency import is_urgent
 
 __all__ = ["Extracted", "extract"]
@@ -53,6 +53,7 @@ def extract(transcript: str, caller_id: str | None, *, business: str | None = No
     """All fields of one voicemail. `business` (the business's name) is optional; when
     given, its words are never taken as the caller's name ("ici Plomberie Gagnon")."""
     text = prep(transcript)
+    said_once = without_loops(text)  # "so-so-so-so…" counts once for the language and the need
     first, last = caller_name(text, business)
     return Extracted(
         first_name=first,
@@ -62,7 +63,7 @@ def extract(transcript: str, caller_id: str | None, *, business: str | None = No
         postal_code=postal_code(text),
         # A civic number may be said in words ("quatre cent douze rue…").
         street_address=street_address(text) or street_address(normalize_spoken_digits(text)),
-        need=stated_need(text),
+        need=stated_need(said_once),
         urgent=is_urgent(text),
-        language=dominant_language(text),
+        language=dominant_language(said_once),
     )

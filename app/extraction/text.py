@@ -59,13 +59,11 @@ def pick_with_correction(text: str, found: list[tuple[str, int, int]]) -> str | 
 _LOOP_TOKEN = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
 
 
-def loop_spans(text: str) -> list[tuple[int, int]]:
-    """Spans of `text` where the same token n-gram (n ≤ 20) is repeated three times or
-    more in a row: Whisper stuck in a loop ("712, 712, 712", "c'est bon, c'est bon, c'est
-    bon"). A single digit needs five: "cinq, cinq, cinq" is a normal dictation."""
+def _loops(text: str) -> list[tuple[int, int, int]]:
+    """(start, end of the first repetition, end) of each recognition loop in `text`."""
     toks = [(m.group(0).casefold(), m.start(), m.end()) for m in _LOOP_TOKEN.finditer(text)]
     words = [t for t, _, _ in toks]
-    spans: list[tuple[int, int]] = []
+    spans: list[tuple[int, int, int]] = []
     for n in range(1, 21):
         i = 0
         while i + 2 * n <= len(words):
@@ -74,11 +72,31 @@ def loop_spans(text: str) -> list[tuple[int, int]]:
                 reps += 1
             needed = 5 if n == 1 and len(words[i]) == 1 and words[i].isdigit() else 3
             if reps >= needed:
-                spans.append((toks[i][1], toks[i + reps * n - 1][2]))
+                spans.append((toks[i][1], toks[i + n - 1][2], toks[i + reps * n - 1][2]))
                 i += reps * n
             else:
                 i += 1
     return spans
+
+
+def loop_spans(text: str) -> list[tuple[int, int]]:
+    """Spans of `text` where the same token n-gram (n ≤ 20) is repeated three times or
+    more in a row: Whisper stuck in a loop ("712, 712, 712", "c'est bon, c'est bon, c'est
+    bon"). A single digit needs five: "cinq, cinq, cinq" is a normal dictation."""
+    return [(start, end) for start, _, end in _loops(text)]
+
+
+def without_loops(text: str) -> str:
+    """`text` with each recognition loop said once ("so-so-so-so-so…" → "so"): counting
+    words (the language) or quoting sentences (the need) must not count the loop."""
+    cuts: list[tuple[int, int]] = []
+    for _, first_end, end in sorted(_loops(text)):
+        if cuts and first_end < cuts[-1][1]:
+            continue  # inside a loop already cut
+        cuts.append((first_end, end))
+    for start, end in reversed(cuts):
+        text = text[:start] + text[end:]
+    return text
 
 
 def inside_loop(spans: list[tuple[int, int]], start: int, end: int) -> bool:

@@ -1,6 +1,7 @@
 """The models, loaded once per process and kept: faster-whisper for speech, Qwen
-through llama-cpp-python for extraction. One lock: the worker threads take turns
-on the models (one worker owns the GPU at a time), never load them twice.
+through llama-cpp-python for extraction. They are used by the models' own queue and its
+one worker thread (jobs/__init__.py); the lock only guards against a second caller (a
+test, `run.py extract`) loading them twice.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def choose_language(probabilities: dict[str, float]) -> str:
 
 
 def whisper_options(config: Config) -> dict:
-    """faster-whisper's decoding options (measured: see README, "Models").
+    """faster-whisper's decoding options (measured: README, "Voicemail").
 
     No prompt: the business name as `initial_prompt` made Whisper stop after the first
     segment on some messages. Temperature fallback re-decodes a hard window at higher

@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import resource
 import statistics
 import sys
 import tempfile
@@ -140,7 +141,7 @@ def main() -> None:
     parser.add_argument("--llm-fields", help="[models] llm_fields for the leads (default: the app's)")
     args = parser.parse_args()
     if args.report:
-        saved = [json.loads(line) for line in Path(args.report).read_text().splitlines() if line.strip()]
+        saved = [rescore(json.loads(line)) for line in Path(args.report).read_text().splitlines() if line.strip()]
         report(saved, llm=any(r["answer"] is not None for r in saved))
         return
     rows = [json.loads(line) for line in DEV.read_text().splitlines() if line.strip()]
@@ -183,11 +184,7 @@ def main() -> None:
             if engine.answer is None and not args.no_llm and recognised.strip():
                 # The app did not ask the model (no field is taken from it): ask it here, to measure it.
                 engine._ask_llm(recognised, {"name": name}, base["language"])
-            variants = {}
-            for how in ("fill", "model"):
-                policy = {f: how for f in grounding.MODEL_FIELDS}
-                variants[how] = not_the_business(grounding.merge(base, engine.answer or {}, recognised,
-                                                                 row["caller_id"], policy=policy), base, name)
+            with_model = variants(base, engine.answer, recognised, row["caller_id"], name)
             lead_values = {f: lead[f] for f in LEAD_FIELDS} | {"urgent": bool(lead["urgent"]),
                                                                 "language": lead["language"], "need": lead["need"]}
             results.append({
@@ -196,17 +193,39 @@ def main() -> None:
                 "spoken": row["transcript"], "recognised": recognised, "caller_id": row["caller_id"],
                 "expected": row["expected"], "written": rules.extract(row["transcript"], row["caller_id"],
                                                                       business=name).as_dict(),
-                "rules": base, "answer": engine.answer, "fill": variants["fill"], "model": variants["model"],
+                "rules": base, "answer": engine.answer, "business": name, **with_model,
                 "lead": lead_values, "unsaid": unsaid(lead_values, recognised, row["caller_id"]),
                 "policy": policy,
             })
             print(f"[{n}/{len(rows)}] {row['id']} {seconds:5.1f} s speech, transcribed in "
                   f"{engine.transcribe_s:4.1f} s, upload→lead {latency:5.1f} s", file=sys.stderr, flush=True)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak resident memory of this process (models loaded): {peak_mb:.0f} MB", file=sys.stderr)
     if args.save:
         with open(args.save, "w") as f:
             for r in results:
                 f.write(json.dumps(r, ensure_ascii=False) + "\n")
     report(results, llm=not args.no_llm)
+
+
+def variants(base: dict, answer: dict | None, recognised: str, caller_id: str | None, business: str) -> dict:
+    """What each field would be with the model's grounded value always ("model") or only
+    where the rules found nothing ("fill")."""
+    out = {}
+    for how in ("fill", "model"):
+        policy = dict.fromkeys(grounding.MODEL_FIELDS, how)
+        merged = grounding.merge(base, answer or {}, recognised, caller_id, policy=policy)
+        out[how] = not_the_business(merged, base, business)
+    return out
+
+
+def rescore(r: dict) -> dict:
+    """A saved voicemail read again by today's extraction code (same recognition, same
+    model answer): `--report` then measures a change of the rules without the models."""
+    business = r["business"]
+    r["rules"] = rules.extract(r["recognised"], r["caller_id"], business=business).as_dict()
+    r["written"] = rules.extract(r["spoken"], r["caller_id"], business=business).as_dict()
+    return r | variants(r["rules"], r["answer"], r["recognised"], r["caller_id"], business)
 
 
 def _score(sel: list[dict], column: str, field: str) -> float:
@@ -257,9 +276,12 @@ def report(results: list[dict], *, llm: bool) -> None:
         slowest = max(sel, key=lambda r: r["transcribe_s"] / r["seconds"])
         print(f"WER {edits / max(total, 1):.2f}; language heard right {detected}/{len(sel)}; real-time factor "
               f"{speech / busy:.1f}x (slowest: {slowest['id']}, {slowest['seconds'] / slowest['transcribe_s']:.1f}x)")
+    slowest = max(results, key=lambda r: r["transcribe_s"] / r["seconds"])
+    print(f"\nall: real-time factor {sum(r['seconds'] for r in results) / sum(r['transcribe_s'] for r in results):.1f}x;"
+          f" the slowest took {slowest['transcribe_s'] / slowest['seconds']:.2f}x its length ({slowest['id']})")
     latencies = sorted(r["latency_s"] for r in results)
     p95 = latencies[min(len(latencies) - 1, round(0.95 * (len(latencies) - 1)))]
-    print(f"\nupload→lead: p50 {statistics.median(latencies):.1f} s, p95 {p95:.1f} s "
+    print(f"upload→lead: p50 {statistics.median(latencies):.1f} s, p95 {p95:.1f} s "
           f"(speech {statistics.median(r['seconds'] for r in results):.1f} s p50)")
     if llm:
         answered = sum(r["answer"] is not None for r in results)

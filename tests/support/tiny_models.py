@@ -80,16 +80,17 @@ def _whisper_tokenizer():
     return tokenizer
 
 
-def make_tiny_whisper(dest: Path, *, english_only: bool = False) -> Path:
+def make_tiny_whisper(dest: Path, *, english_only: bool = False, layers: int = 2, heads: int = 4, d: int = 64,
+                      n_mels: int = 80) -> Path:
     """A faster-whisper model directory: random weights (2+2 layers, width 64), real tokenizer.
-    `english_only`: one token fewer (51864), which CTranslate2 reads as an English-only model."""
+    `english_only`: one token fewer (51864), which CTranslate2 reads as an English-only model.
+    `layers`, `heads`, `d`: another size's shape (tests/bench/whisper_sizes.py times them)."""
     from ctranslate2.specs import whisper_spec
 
     tokenizer = _whisper_tokenizer()
     vocabulary = [tokenizer.id_to_token(i) for i in range(tokenizer.get_vocab_size())]
     if english_only:
         vocabulary = vocabulary[:-1]
-    layers, heads, d, n_mels = 2, 4, 64, 80
     rng = np.random.default_rng(0)
 
     def rand(*shape):
