@@ -19,6 +19,7 @@ import pytest
 from app import migrations
 from app.db import Database
 from app.extraction import grounding
+from app.extraction.phones import phone_candidates
 from tests.support.app import ServerProcess
 from tests.support.audio import speak
 from tests.support.people import PBX_TOKEN, phone_shop
@@ -95,9 +96,10 @@ def test_french_voicemail_becomes_a_lead(real_server, tmp_path):
                 "Rappelez-moi au 514 555 0188. Merci.", "fr", tmp_path / "fr.wav").read_bytes()
     vm, lead = _leave_voicemail(srv, db, wav, "+15145550101")
     assert vm["language"] == "fr" and lead["language"] == "fr"
-    # espeak-ng's French is hard for Whisper base: it hears the number as a loop
-    # ("Appelez-moi au sak-sak-sak-…"). Whatever it heard, the lead holds only what was
-    # said, and a number heard badly never replaces the caller id.
-    assert "sak-sak-sak" in vm["transcript"]
-    assert lead["phone"] == "+15145550101"
+    # espeak-ng's French is hard for Whisper base: here it hears the number as a loop
+    # ("Appelez-moi au sak-sak-sak-…"; another CPU's int8 kernels may hear it otherwise).
+    # Whatever it heard, the lead holds only what was said, and the caller id is replaced
+    # only by the number itself, heard whole after "rappelez-moi".
+    heard = phone_candidates(vm["transcript"])
+    assert lead["phone"] == ("+15145550188" if "+15145550188" in heard else "+15145550101")
     _said(lead, vm["transcript"], "+15145550101")
