@@ -341,6 +341,9 @@ def cmd_check(args: argparse.Namespace) -> int:
                              "no auth token (CAPTEO_SECRET_GEOCODER_AUTH): throttled, lookups retried later"))
     if warning := _proxy_warning(config):
         print(f"  WARNING: {warning}")
+    if config.integrations.allow_private_targets:
+        print("  WARNING: [integrations] allow_private_targets is on: webhooks may reach this server's own "
+              "network (private and loopback addresses, plain http); keep it off unless the CRM is on-premise")
     print(f"{problems} thing(s) missing or unusable" if problems else "nothing missing")
     return 1 if problems else 0
 

@@ -10,6 +10,7 @@ value came from.
 from __future__ import annotations
 
 import os
+import re
 import secrets as _secrets
 import tomllib
 import typing
@@ -203,11 +204,34 @@ class Demo:
     create: bool = _key(True)
 
 
+def _port_list(v: str) -> str | None:
+    parts = [part.strip() for part in v.split(",")]
+    if not all(re.fullmatch(r"[0-9]{1,5}", part) and 1 <= int(part) <= 65535 for part in parts):
+        return 'must list ports between 1 and 65535 separated by commas (e.g. "443,8443")'
+    return None
+
+
+@dataclass(frozen=True)
+class Integrations:
+    # Let integrations (webhooks) reach private, loopback and link-local addresses, and plain
+    # http:// URLs: for tests and on-premise CRMs only. Cloud metadata addresses stay refused.
+    allow_private_targets: bool = _key(False)
+    # Ports an integration URL may name, comma-separated (no port: 443 for https, 80 for http).
+    allowed_ports: str = _key("443,8443", _port_list)
+    timeout_seconds: float = _key(10.0, _positive)
+    max_response_bytes: int = _key(65536, _positive)
+
+    @property
+    def ports(self) -> frozenset[int]:
+        """`allowed_ports` as numbers."""
+        return frozenset(int(part) for part in self.allowed_ports.split(","))
+
+
 # Section name in capteo.toml -> its dataclass. The attribute of `Config` has the same name.
 SECTIONS: dict[str, type] = {
     "server": Server, "data": Data, "queue": Queue, "i18n": I18n, "models": Models, "voicemail": Voicemail,
     "voipms": Voipms, "auth": Auth, "map": Map, "forms": Forms, "twilio": Twilio, "smtp": Smtp, "geocoder": Geocoder,
-    "retention": Retention, "privacy": Privacy, "demo": Demo,
+    "retention": Retention, "privacy": Privacy, "demo": Demo, "integrations": Integrations,
 }
 
 
@@ -276,6 +300,7 @@ class Config:
     retention: Retention
     privacy: Privacy
     demo: Demo
+    integrations: Integrations
     # Where each value came from ("default", the file, or an environment variable), by "section.key".
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 

@@ -43,6 +43,11 @@ def connect(path: str | Path) -> apsw.Connection:
     # FULL: a commit is on disk before we answer "accepted".
     conn.execute("PRAGMA synchronous = FULL")
     conn.row_trace = _dict_row
+
+    def requested(*args: Any) -> None:
+        _requested(conn, str(args[0]))
+
+    conn.create_scalar_function("capteo_after_commit", requested, 1)
     return conn
 
 
@@ -71,6 +76,22 @@ def after_commit(conn: apsw.Connection, key: str, fn: Callable[[], object]) -> N
     """Run `fn` once the write transaction open on `conn` has committed (not at all if
     it rolls back); one `fn` per `key` per transaction. Runs under the writer's lock."""
     _AFTER_COMMIT.setdefault(id(conn), {})[key] = fn
+
+
+# Work SQL itself asks for: a trigger's `SELECT capteo_after_commit('webhooks')` runs the
+# function registered for that key once the transaction commits (jobs/ registers the
+# wake-ups; with none registered it does nothing, and sweeps find the work anyway).
+_ON_COMMIT: dict[str, Callable[[], object]] = {}
+
+
+def on_commit(key: str, fn: Callable[[], object]) -> None:
+    _ON_COMMIT[key] = fn
+
+
+def _requested(conn: apsw.Connection, key: str) -> None:
+    fn = _ON_COMMIT.get(key)
+    if fn is not None and conn.in_transaction:
+        after_commit(conn, key, fn)
 
 
 class Database:

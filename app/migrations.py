@@ -579,6 +579,108 @@ def m015_unassign_removed_members(conn: apsw.Connection) -> None:
     )
 
 
+@migration
+def m016_webhooks(conn: apsw.Connection) -> None:
+    # Webhook endpoints of a business (app/integrations). Events are written by triggers in
+    # the same transaction as the change they announce, whatever code path made it, and only
+    # while the business has an enabled endpoint; the dispatcher turns each into one delivery
+    # per subscribed endpoint. Nothing personal in an event row: ids and a type.
+    _run(
+        conn,
+        """CREATE TABLE webhook_endpoints (
+            id INTEGER PRIMARY KEY,
+            business_id INTEGER NOT NULL REFERENCES businesses(id),
+            url TEXT NOT NULL,
+            events TEXT NOT NULL DEFAULT '[]',
+            fields TEXT NOT NULL DEFAULT '[]',
+            secret TEXT NOT NULL,
+            previous_secret TEXT,
+            previous_until TEXT,
+            enabled INTEGER NOT NULL DEFAULT 1,
+            disabled_reason TEXT,
+            failing_since TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )""",
+        "CREATE INDEX webhook_endpoints_business ON webhook_endpoints(business_id)",
+        """CREATE TABLE webhook_events (
+            id INTEGER PRIMARY KEY,
+            business_id INTEGER NOT NULL,
+            type TEXT NOT NULL,
+            lead_id INTEGER,
+            object_id INTEGER,
+            detail TEXT,
+            at TEXT NOT NULL
+        )""",
+        """CREATE TABLE webhook_deliveries (
+            id INTEGER PRIMARY KEY,
+            business_id INTEGER NOT NULL REFERENCES businesses(id),
+            endpoint_id INTEGER NOT NULL REFERENCES webhook_endpoints(id) ON DELETE CASCADE,
+            message_id TEXT NOT NULL UNIQUE,
+            event_type TEXT NOT NULL,
+            lead_id INTEGER,
+            body TEXT,
+            fields TEXT NOT NULL DEFAULT '[]',
+            status TEXT NOT NULL DEFAULT 'pending'
+                CHECK (status IN ('pending', 'sending', 'delivered', 'failed', 'canceled')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at TEXT NOT NULL,
+            claimed_at TEXT,
+            last_status INTEGER,
+            last_error TEXT,
+            last_latency_ms INTEGER,
+            last_response TEXT,
+            created_at TEXT NOT NULL,
+            delivered_at TEXT
+        )""",
+        "CREATE INDEX webhook_deliveries_due ON webhook_deliveries(status, next_attempt_at)",
+        "CREATE INDEX webhook_deliveries_endpoint ON webhook_deliveries(endpoint_id, created_at)",
+        "CREATE INDEX webhook_deliveries_lead ON webhook_deliveries(lead_id)",
+    )
+    listening = ("EXISTS (SELECT 1 FROM webhook_endpoints WHERE business_id = NEW.business_id AND enabled = 1)")
+    now = "strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now')"
+    _run(
+        conn,
+        f"""CREATE TRIGGER webhook_lead_created AFTER INSERT ON leads WHEN {listening}
+            BEGIN INSERT INTO webhook_events (business_id, type, lead_id, at)
+                  VALUES (NEW.business_id, 'lead.created', NEW.id, {now});
+                  SELECT capteo_after_commit('webhooks'); END""",
+        f"""CREATE TRIGGER webhook_lead_updated AFTER INSERT ON lead_events
+            WHEN NEW.kind IN ('status', 'assign', 'edit') AND {listening}
+            BEGIN INSERT INTO webhook_events (business_id, type, lead_id, detail, at)
+                  VALUES (NEW.business_id, 'lead.updated', NEW.lead_id, NEW.kind, {now});
+                  SELECT capteo_after_commit('webhooks'); END""",
+        # Anonymized: what was sent about the person is erased here too, and nothing more
+        # about them leaves (deliveries not yet made are canceled); the event itself says
+        # only which reference was anonymized.
+        f"""CREATE TRIGGER webhook_lead_anonymized AFTER UPDATE OF status ON leads
+            WHEN NEW.status = 'anonymized' AND OLD.status != 'anonymized'
+            BEGIN
+              UPDATE webhook_deliveries SET body = NULL, last_response = NULL,
+                     status = CASE WHEN status IN ('pending', 'sending') THEN 'canceled' ELSE status END
+               WHERE lead_id = NEW.id;
+              INSERT INTO webhook_events (business_id, type, lead_id, at)
+                SELECT NEW.business_id, 'lead.anonymized', NEW.id, {now} WHERE {listening};
+              SELECT capteo_after_commit('webhooks');
+            END""",
+        f"""CREATE TRIGGER webhook_appointment_booked AFTER INSERT ON appointments WHEN {listening}
+            BEGIN INSERT INTO webhook_events (business_id, type, lead_id, object_id, at)
+                  VALUES (NEW.business_id, 'appointment.booked', NEW.lead_id, NEW.id, {now});
+                  SELECT capteo_after_commit('webhooks'); END""",
+        f"""CREATE TRIGGER webhook_appointment_changed AFTER UPDATE ON appointments
+            WHEN (NEW.status != OLD.status OR NEW.starts_at != OLD.starts_at) AND {listening}
+            BEGIN INSERT INTO webhook_events (business_id, type, lead_id, object_id, at)
+                  VALUES (NEW.business_id, CASE WHEN NEW.status = 'cancelled' THEN 'appointment.canceled'
+                                                ELSE 'appointment.moved' END, NEW.lead_id, NEW.id, {now});
+                  SELECT capteo_after_commit('webhooks'); END""",
+        f"""CREATE TRIGGER webhook_voicemail_transcribed AFTER UPDATE OF state ON voicemails
+            WHEN NEW.state = 'transcribed' AND OLD.state != 'transcribed' AND {listening}
+            BEGIN INSERT INTO webhook_events (business_id, type, lead_id, object_id, at)
+                  VALUES (NEW.business_id, 'voicemail.transcribed', NEW.lead_id, NEW.id, {now});
+                  SELECT capteo_after_commit('webhooks'); END""",
+    )
+
+
 def apply(db_path: str | Path) -> list[str]:
     """Apply pending migrations, in order; returns the names applied (empty when up
     to date). Safe to run from two processes at once: each migration is applied by one.

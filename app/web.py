@@ -23,6 +23,7 @@ from app.clients import pages as client_pages
 from app.config import ROOT, Config
 from app.db import Database
 from app.form import pages as form_pages
+from app.integrations import pages as integration_pages
 from app.leads import pages as lead_pages
 from app.ops import demo
 from app.ops import pages as ops_pages
@@ -78,6 +79,7 @@ def create_app(config: Config, *, run_worker: bool = True) -> Litestar:
             *client_pages.routes,
             *privacy_pages.routes,
             *voicemail_pages.routes,
+            *integration_pages.routes,
             create_static_files_router(path="/static", directories=[ROOT / "static"], name="static"),
         ],
         template_config=TemplateConfig(engine=JinjaTemplateEngine.from_environment(make_environment())),

@@ -40,6 +40,7 @@ MODELS_QUEUE_FILE = "queue-models.db"
 PRIORITY_HEARTBEAT = 100
 PRIORITY_SMS = 90
 PRIORITY_VOICEMAIL = 80
+PRIORITY_WEBHOOK = 50  # a business's own tools: soon, after what people wait for
 PRIORITY_UPKEEP = 20  # retention, audit: due within the hour, never urgent
 PRIORITY_BULK = 0  # geocoding
 
@@ -156,7 +157,8 @@ def catch_up() -> None:
     intake.sweep_outbox()
     intake.sweep_geocoding()
     voicemail.sweep_voicemail()
+    integrations.sweep_webhooks()
 
 
 # Importing the task modules registers their tasks on `huey`.
-from jobs import intake, system, voicemail  # noqa: E402,F401
+from jobs import intake, integrations, system, voicemail  # noqa: E402,F401

@@ -7,6 +7,7 @@ import pytest
 
 from tests.support.axe import violations
 from tests.support.browser import sign_in_demo
+from tests.test_integrations_pages import add_demo_webhook
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -15,7 +16,7 @@ PUBLIC = ["/{lang}/", "/{lang}/f/demo", "/{lang}/f/demo?embed=1", "/{lang}/priva
 DASHBOARD = ["/{lang}/app/leads", "/{lang}/app/leads/1", "/{lang}/app/leads/1?edit=1", "/{lang}/app/calendar",
              "/{lang}/app/map", "/{lang}/app/overview", "/{lang}/app/voicemail", "/{lang}/app/privacy",
              "/{lang}/app/audit", "/{lang}/app/settings", "/{lang}/app/settings/fields", "/{lang}/app/settings/team",
-             "/{lang}/app/password"]
+             "/{lang}/app/password", "/{lang}/app/settings/integrations", "/{lang}/app/settings/integrations/1"]
 SIZES = {"desktop": {"width": 1280, "height": 860}, "phone": {"width": 390, "height": 844}}
 
 
@@ -24,6 +25,7 @@ def test_no_serious_violations_anywhere(server, browser, size):
     context = browser.new_context(viewport=SIZES[size])
     page = context.new_page()
     found = {}
+    add_demo_webhook(server.directory / "data")  # endpoint 1, a delivery in its log
     try:
         for lang in ("fr", "en"):
             for path in PUBLIC:

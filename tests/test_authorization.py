@@ -13,7 +13,7 @@ import shutil
 import pytest
 from litestar.testing import TestClient
 
-from app import appointments, businesses, leads, privacy
+from app import appointments, businesses, integrations, leads, privacy
 from app import config as config_mod
 from app.businesses import auth
 from app.db import Database
@@ -28,7 +28,7 @@ OWNER_ONLY = re.compile(r"^/\{lang:str\}/app/(settings|audit"  # settings/pbx-to
 # Every path parameter a dashboard route may have, and which of business A's objects fills it.
 PARAMS = {"lead_id": "lead", "appointment_id": "appointment", "field_id": "field", "user_id": "member2",
           "request_id": "privacy_request", "voicemail_id": "voicemail", "invitation_id": "invitation",
-          "client_id": "client"}
+          "client_id": "client", "endpoint_id": "endpoint", "delivery_id": "delivery"}
 # An invitation a person received is theirs, not their business's: each opens one addressed to
 # them (business B invites them); anyone else, the outsider included, gets 404 on it.
 RECEIVED = re.compile(r"^/\{lang:str\}/app/invitations/")
@@ -86,6 +86,10 @@ def template_dir(tmp_path_factory, migrated_db):
         businesses.invite(db, b, f"{who}@a.test", inviter_id=ids["outsider"])
         ids[f"received_{who}"] = db.one("SELECT id FROM invitations WHERE email = ?", (f"{who}@a.test",))["id"]
     ids["invitation"] = db.one("SELECT id FROM invitations WHERE email = 'newcomer@example.test'")["id"]
+    # A webhook of business A (an address literal: no DNS) and its test delivery.
+    ids["endpoint"], _ = integrations.create_endpoint(db, cfg, a, url="https://93.184.215.14/hook",
+                                                      events=["lead.created"], fields=[], actor="t")
+    ids["delivery"] = integrations.send_test(db, a, ids["endpoint"], actor="t")
     db.close()
     return d, ids
 

@@ -50,6 +50,16 @@ def queue_assigned_sms(conn: apsw.Connection, *, business: dict, lead_id: int, t
     return queue(conn, business_id=business["id"], lead_id=lead_id, kind="assigned", to=to, body=text)
 
 
+def queue_webhook_disabled_sms(conn: apsw.Connection, *, business: dict, public_url: str) -> list[int]:
+    """Tell the owners a webhook endpoint was turned off after a day of failures."""
+    lang = business.get("language") or "fr"
+    link = f"{public_url}/{lang}/app/settings/integrations"
+    text = i18n.gettext_in(lang, "%(business)s: a webhook was turned off after 24 hours of failures — %(link)s") % {
+        "business": business["name"], "link": link}
+    return [queue(conn, business_id=business["id"], lead_id=None, kind="webhook_disabled", to=phone, body=text)
+            for phone in json.loads(business.get("notify_phones") or "[]")]
+
+
 # Characters outside the GSM 03.38 alphabet make an SMS UCS-2: 70 characters a part
 # instead of 160, so twice the parts and twice the cost for the same text.
 _GSM_FRIENDLY = str.maketrans({"\u2014": "-", "\u2013": "-", "\u202f": " ", "\u00a0": " ", "\u2019": "'",

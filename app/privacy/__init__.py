@@ -234,7 +234,9 @@ def flag_for_review(db: Database, business_id: int, lead_ids: list[int], *, acto
                          business_id=business_id, fields=["review_requested_at"])
 
 
-_md = MarkdownIt("commonmark", {"html": False})
+# No raw HTML and no images: the operator's Markdown never makes a reader's browser fetch
+# another host (the page's CSP would block it too: img-src 'self').
+_md = MarkdownIt("commonmark", {"html": False}).disable("image")
 
 
 def policy_html(config: Config, lang: str) -> str:
