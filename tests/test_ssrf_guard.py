@@ -566,3 +566,17 @@ def test_check_warns_when_private_targets_are_allowed(tmp_path):
 def test_every_refusal_code_is_documented():
     assert {code for _, code in HOSTILE} <= guard.CODES
     assert all(isinstance(ip, ipaddress.IPv4Address | ipaddress.IPv6Address) for ip in guard.METADATA)
+
+
+def test_a_name_server_that_does_not_answer_makes_the_url_unresolvable_in_time(config, monkeypatch):
+    import time
+
+    from app import config as config_mod
+    from app.integrations import guard as guard_mod
+
+    slow = config_mod.load(config.path, env={"CAPTEO_INTEGRATIONS_TIMEOUT_SECONDS": "0.5"})
+    monkeypatch.setattr(guard_mod, "default_resolve", lambda host, port: time.sleep(5) or ["93.184.215.14"])
+    t0 = time.monotonic()
+    with pytest.raises(guard_mod.Refused) as refused:
+        guard_mod.check("https://slow-dns.example/hook", slow)
+    assert refused.value.code == "unresolvable" and time.monotonic() - t0 < 2

@@ -16,6 +16,7 @@ import ipaddress
 import re
 import socket
 import ssl
+import threading
 import time
 import typing
 from collections.abc import Callable, Iterable
@@ -246,6 +247,31 @@ def default_resolve(host: str, port: int) -> list[str]:
     return [str(info[4][0]) for info in infos]
 
 
+def _bounded(resolve: Resolver, seconds: float) -> Resolver:
+    """`resolve` given at most `seconds` (getaddrinfo has no timeout of its own): a slow
+    name server makes the URL unresolvable now, not a worker stuck."""
+    def bounded(host: str, port: int) -> list[str]:
+        box: list = []
+        thread = threading.Thread(target=lambda: box.append(_attempt(resolve, host, port)), daemon=True)
+        thread.start()
+        thread.join(seconds)
+        if not box:
+            raise TimeoutError(f"resolving {host} took more than {seconds:g} s")
+        answer = box[0]
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    return bounded
+
+
+def _attempt(resolve: Resolver, host: str, port: int) -> list[str] | BaseException:
+    try:
+        return resolve(host, port)
+    except (OSError, UnicodeError, ValueError) as e:
+        return e
+
+
 def _unique(items: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
 
@@ -328,8 +354,8 @@ def check(url: str, config: Config, *, resolve: Resolver | None = None) -> Targe
         addresses: tuple[str, ...] = (str(literal),)
     else:
         try:
-            answers = (resolve or default_resolve)(host, port)
-        except (OSError, UnicodeError, ValueError):
+            answers = (resolve or _bounded(default_resolve, rules.timeout_seconds))(host, port)
+        except (OSError, UnicodeError, ValueError, TimeoutError):
             answers = []
         addresses = _unique(str(a) for a in answers)
         if not addresses:
