@@ -189,6 +189,27 @@ class Geocoder:
 
 
 @dataclass(frozen=True)
+class Signup:
+    open: bool = _key(True)
+    trial_days: int = _key(14, _positive)
+
+
+def _paddle_environment(v: str) -> str | None:
+    return None if v in ("sandbox", "production") else "must be 'sandbox' or 'production'"
+
+
+@dataclass(frozen=True)
+class Billing:
+    paddle_environment: str = _key("sandbox", _paddle_environment)
+    paddle_api_base: str = _key("", _http_url)
+    price_id: str = _key("")
+    client_token: str = _key("")
+    grace_days: int = _key(7, _positive)
+    accept_days: int = _key(30, _positive)
+    signature_tolerance_seconds: int = _key(300, _positive)
+
+
+@dataclass(frozen=True)
 class Retention:
     anonymize_archived_after_days: int = _key(30, _positive)
     delete_audio_after_days: int = _key(30, _positive)
@@ -232,6 +253,7 @@ SECTIONS: dict[str, type] = {
     "server": Server, "data": Data, "queue": Queue, "i18n": I18n, "models": Models, "voicemail": Voicemail,
     "voipms": Voipms, "auth": Auth, "map": Map, "forms": Forms, "twilio": Twilio, "smtp": Smtp, "geocoder": Geocoder,
     "retention": Retention, "privacy": Privacy, "demo": Demo, "integrations": Integrations,
+    "signup": Signup, "billing": Billing,
 }
 
 
@@ -301,6 +323,8 @@ class Config:
     privacy: Privacy
     demo: Demo
     integrations: Integrations
+    signup: Signup
+    billing: Billing
     # Where each value came from ("default", the file, or an environment variable), by "section.key".
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 

@@ -43,11 +43,7 @@ def connect(path: str | Path) -> apsw.Connection:
     # FULL: a commit is on disk before we answer "accepted".
     conn.execute("PRAGMA synchronous = FULL")
     conn.row_trace = _dict_row
-
-    def requested(*args: Any) -> None:
-        _requested(conn, str(args[0]))
-
-    conn.create_scalar_function("capteo_after_commit", requested, 1)
+    conn.set_update_hook(lambda op, _db, table, _rowid: _changed(conn, op, table))
     return conn
 
 
@@ -78,20 +74,22 @@ def after_commit(conn: apsw.Connection, key: str, fn: Callable[[], object]) -> N
     _AFTER_COMMIT.setdefault(id(conn), {})[key] = fn
 
 
-# Work SQL itself asks for: a trigger's `SELECT capteo_after_commit('webhooks')` runs the
-# function registered for that key once the transaction commits (jobs/ registers the
-# wake-ups; with none registered it does nothing, and sweeps find the work anyway).
-_ON_COMMIT: dict[str, Callable[[], object]] = {}
+# Work that follows rows inserted into a table, whoever inserted them (a trigger writes
+# `webhook_events`): `on_insert(table, fn)` runs `fn` once after the commit of a write
+# transaction that inserted there (jobs/ registers the wake-ups; with none registered
+# nothing runs, and sweeps find the work anyway). SQLite's update hook sees the rows
+# triggers write, and needs nothing of the SQL: other tools keep writing these tables.
+_ON_INSERT: dict[str, Callable[[], object]] = {}
 
 
-def on_commit(key: str, fn: Callable[[], object]) -> None:
-    _ON_COMMIT[key] = fn
+def on_insert(table: str, fn: Callable[[], object]) -> None:
+    _ON_INSERT[table] = fn
 
 
-def _requested(conn: apsw.Connection, key: str) -> None:
-    fn = _ON_COMMIT.get(key)
-    if fn is not None and conn.in_transaction:
-        after_commit(conn, key, fn)
+def _changed(conn: apsw.Connection, op: int, table: str) -> None:
+    fn = _ON_INSERT.get(table)
+    if fn is not None and op == apsw.SQLITE_INSERT and conn.in_transaction:
+        after_commit(conn, f"insert:{table}", fn)
 
 
 class Database:

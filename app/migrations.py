@@ -643,13 +643,11 @@ def m016_webhooks(conn: apsw.Connection) -> None:
         conn,
         f"""CREATE TRIGGER webhook_lead_created AFTER INSERT ON leads WHEN {listening}
             BEGIN INSERT INTO webhook_events (business_id, type, lead_id, at)
-                  VALUES (NEW.business_id, 'lead.created', NEW.id, {now});
-                  SELECT capteo_after_commit('webhooks'); END""",
+                  VALUES (NEW.business_id, 'lead.created', NEW.id, {now}); END""",
         f"""CREATE TRIGGER webhook_lead_updated AFTER INSERT ON lead_events
             WHEN NEW.kind IN ('status', 'assign', 'edit') AND {listening}
             BEGIN INSERT INTO webhook_events (business_id, type, lead_id, detail, at)
-                  VALUES (NEW.business_id, 'lead.updated', NEW.lead_id, NEW.kind, {now});
-                  SELECT capteo_after_commit('webhooks'); END""",
+                  VALUES (NEW.business_id, 'lead.updated', NEW.lead_id, NEW.kind, {now}); END""",
         # Anonymized: what was sent about the person is erased here too, and nothing more
         # about them leaves (deliveries not yet made are canceled); the event itself says
         # only which reference was anonymized.
@@ -661,23 +659,60 @@ def m016_webhooks(conn: apsw.Connection) -> None:
                WHERE lead_id = NEW.id;
               INSERT INTO webhook_events (business_id, type, lead_id, at)
                 SELECT NEW.business_id, 'lead.anonymized', NEW.id, {now} WHERE {listening};
-              SELECT capteo_after_commit('webhooks');
             END""",
         f"""CREATE TRIGGER webhook_appointment_booked AFTER INSERT ON appointments WHEN {listening}
             BEGIN INSERT INTO webhook_events (business_id, type, lead_id, object_id, at)
-                  VALUES (NEW.business_id, 'appointment.booked', NEW.lead_id, NEW.id, {now});
-                  SELECT capteo_after_commit('webhooks'); END""",
+                  VALUES (NEW.business_id, 'appointment.booked', NEW.lead_id, NEW.id, {now}); END""",
         f"""CREATE TRIGGER webhook_appointment_changed AFTER UPDATE ON appointments
             WHEN (NEW.status != OLD.status OR NEW.starts_at != OLD.starts_at) AND {listening}
             BEGIN INSERT INTO webhook_events (business_id, type, lead_id, object_id, at)
                   VALUES (NEW.business_id, CASE WHEN NEW.status = 'cancelled' THEN 'appointment.canceled'
-                                                ELSE 'appointment.moved' END, NEW.lead_id, NEW.id, {now});
-                  SELECT capteo_after_commit('webhooks'); END""",
+                                                ELSE 'appointment.moved' END, NEW.lead_id, NEW.id, {now}); END""",
         f"""CREATE TRIGGER webhook_voicemail_transcribed AFTER UPDATE OF state ON voicemails
             WHEN NEW.state = 'transcribed' AND OLD.state != 'transcribed' AND {listening}
             BEGIN INSERT INTO webhook_events (business_id, type, lead_id, object_id, at)
-                  VALUES (NEW.business_id, 'voicemail.transcribed', NEW.lead_id, NEW.id, {now});
-                  SELECT capteo_after_commit('webhooks'); END""",
+                  VALUES (NEW.business_id, 'voicemail.transcribed', NEW.lead_id, NEW.id, {now}); END""",
+    )
+
+
+@migration
+def m017_subscribers(conn: apsw.Connection) -> None:
+    # Sign-up, trial and Paddle billing (app/billing), closing an account, and the policy
+    # versions owners are told of (issue 14). A business made before this keeps billing
+    # 'none': not billed, every door open (billing not configured behaves the same).
+    _run(
+        conn,
+        "ALTER TABLE businesses ADD COLUMN trial_ends_at TEXT",
+        """ALTER TABLE businesses ADD COLUMN billing_state TEXT NOT NULL DEFAULT 'none'
+           CHECK (billing_state IN ('none', 'trialing', 'active', 'past_due', 'paused', 'canceled'))""",
+        # occurred_at of the Paddle event that set billing_state: an older event changes nothing.
+        "ALTER TABLE businesses ADD COLUMN billing_state_at TEXT",
+        "ALTER TABLE businesses ADD COLUMN billing_restricted_since TEXT",
+        "ALTER TABLE businesses ADD COLUMN paddle_customer_id TEXT",
+        "ALTER TABLE businesses ADD COLUMN paddle_subscription_id TEXT",
+        "ALTER TABLE businesses ADD COLUMN closed_at TEXT",
+        "ALTER TABLE businesses ADD COLUMN checklist_done TEXT NOT NULL DEFAULT '[]'",
+        """CREATE TABLE paddle_events (
+            event_id TEXT PRIMARY KEY,
+            business_id INTEGER,
+            event_type TEXT NOT NULL,
+            occurred_at TEXT NOT NULL,
+            received_at TEXT NOT NULL,
+            outcome TEXT NOT NULL
+        )""",
+        """CREATE TABLE policy_versions (
+            version TEXT PRIMARY KEY,
+            published_at TEXT NOT NULL,
+            effective_at TEXT NOT NULL,
+            summary_fr TEXT NOT NULL DEFAULT '',
+            summary_en TEXT NOT NULL DEFAULT ''
+        )""",
+        """CREATE TABLE policy_notices_dismissed (
+            user_id INTEGER NOT NULL REFERENCES users(id),
+            version TEXT NOT NULL REFERENCES policy_versions(version),
+            dismissed_at TEXT NOT NULL,
+            PRIMARY KEY (user_id, version)
+        )""",
     )
 
 

@@ -44,5 +44,5 @@ def wake() -> None:
         log.warning("webhook dispatch not woken; the sweep will find the events")
 
 
-# A trigger's `SELECT capteo_after_commit('webhooks')` wakes the dispatcher after the commit.
-db_mod.on_commit("webhooks", wake)
+# An event row (written by a trigger, with the change) wakes the dispatcher after the commit.
+db_mod.on_insert("webhook_events", wake)

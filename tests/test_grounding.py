@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from app.extraction import grounding
 from app.extraction.grounding import (
     DEFAULT_POLICY,
     MODEL_FIELDS,
@@ -224,3 +225,15 @@ def test_attacks_do_not_reach_the_lead():
     merged = merge(dict(BASE, last_name=None), answer, transcript, None, policy={f: "model" for f in MODEL_FIELDS})
     assert merged["first_name"] is None and merged["last_name"] is None
     assert merged["street_address"] is None and merged["email"] is None and merged["postal_code"] is None
+
+
+def test_an_answer_of_the_wrong_shape_is_no_answer():
+    """A model (or a chat format that ignores the schema) answering a number, a list or an
+    object where text was asked: dropped field by field, never an exception."""
+    base = {"first_name": None, "last_name": None, "phone": "+15145550101", "email": None, "postal_code": None,
+            "street_address": None, "need": "x", "urgent": False, "language": "fr"}
+    policy = dict.fromkeys(grounding.MODEL_FIELDS, "model")
+    weird = {"callback_phone": 5145550101, "email": ["a@b.ca"], "street_address": {"n": 1}, "postal_code": 12,
+             "need": 3, "urgent": "yes", "first_name": ["Luc"], "last_name": {"x": 1}}
+    merged = grounding.merge(base, weird, "Bonjour c'est Luc, 514 555 0101", None, policy=policy)
+    assert merged == base

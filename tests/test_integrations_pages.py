@@ -239,6 +239,9 @@ BAD = [
     (HOOK, (), "Choisissez au moins un événement.", "Choose at least one event."),
     ("", ("lead.created",), "Entrez l'adresse https du webhook de votre outil.",
      "Enter the https address of your tool's webhook."),
+    # Found in review: a longer URL was cut to 2,000 characters and saved.
+    ("https://hooks.crm-gagnon.ca/" + "a" * 2100, ("lead.created",),
+     "Entrez l'adresse https du webhook de votre outil.", "Enter the https address of your tool's webhook."),
 ]
 
 

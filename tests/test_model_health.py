@@ -269,3 +269,24 @@ def test_a_gguf_that_crashes_when_it_answers_is_unusable_not_a_crash_of_the_serv
     monkeypatch.setattr(subprocess, "run", real_run)
     models.forget()
     assert models.check_llm(cfg).ok  # the real child answers with the tiny model
+
+
+def test_a_failure_that_may_pass_is_checked_again_later(cfg, monkeypatch):
+    """A GPU out of memory while two loads overlap is not a damaged file forever."""
+    import faster_whisper
+
+    real = faster_whisper.WhisperModel
+    calls = []
+
+    def once_out_of_memory(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("CUDA failed with error out of memory")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(faster_whisper, "WhisperModel", once_out_of_memory)
+    assert models.check_whisper(cfg).code == "damaged"
+    assert models.check_whisper(cfg).code == "damaged"  # remembered for a while: not reloaded per voicemail
+    monkeypatch.setattr(models, "RECHECK_AFTER_S", 0.0)
+    assert models.check_whisper(cfg).ok
+    assert len(calls) == 2

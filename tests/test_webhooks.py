@@ -371,7 +371,7 @@ def test_no_other_place_fetches_a_url_a_subscriber_could_give(config, client):
         "app/messaging/twilio.py": ["httpx"],  # Twilio (operator-configured)
         "app/voicemail/models.py": ["huggingface_hub"],  # the operator's `run.py models pull`
         "app/voicemail/voipms.py": ["httpx"],  # VoIP.ms (operator-configured)
-        "app/businesses/cloudflare_access.py": ["jwt"],  # the operator's Cloudflare team keys (PyJWKClient)
+        "app/businesses/cloudflare_access.py": ["jwt"],
     }, reaching
 
 
@@ -382,3 +382,81 @@ def test_the_delivery_log_is_kept_thirty_days(db, cfg, shop, receiver):
     assert integrations.prune(db, clock.now() + timedelta(days=29)) == 0
     assert integrations.prune(db, clock.now() + timedelta(days=31)) == 1
     assert db.query("SELECT count(*) AS n FROM webhook_deliveries") == [{"n": 0}]
+
+
+# --- found in review: each attack kept as a test ----------------------------------------------
+
+def test_a_retry_after_beyond_reason_is_an_hour_and_zero_is_the_backoff(db, cfg, shop, receiver):
+    _endpoint(db, cfg, shop, receiver.url)
+    _lead(db, shop)
+    [delivery_id] = integrations.dispatch(db, cfg)
+    now = clock.now()
+    receiver.script = [(429, {"Retry-After": "99999999999999999999"}), (503, {"Retry-After": "0"})]
+    assert integrations.send(db, cfg, delivery_id, now=now) == "pending"
+    row = db.one("SELECT * FROM webhook_deliveries WHERE id = ?", (delivery_id,))
+    assert row["attempts"] == 1 and row["next_attempt_at"] == (now + timedelta(hours=1)).isoformat(timespec="seconds")
+    later = now + timedelta(hours=1, seconds=1)
+    assert integrations.send(db, cfg, delivery_id, now=later) == "pending"
+    row = db.one("SELECT * FROM webhook_deliveries WHERE id = ?", (delivery_id,))
+    assert row["next_attempt_at"] > (later + timedelta(seconds=30)).isoformat(timespec="seconds")  # not at once
+
+
+def test_a_delivery_never_stays_sending_whatever_goes_wrong(db, cfg, shop, receiver, monkeypatch):
+    _endpoint(db, cfg, shop, receiver.url)
+    _lead(db, shop)
+    [delivery_id] = integrations.dispatch(db, cfg)
+
+    def broken(*args, **kwargs):
+        raise OverflowError("something unforeseen")
+
+    monkeypatch.setattr(integrations.guard, "post", broken)
+    assert integrations.send(db, cfg, delivery_id) == "pending"
+    row = db.one("SELECT * FROM webhook_deliveries WHERE id = ?", (delivery_id,))
+    assert row["attempts"] == 1 and "OverflowError" in row["last_error"]
+
+
+def test_other_tools_can_still_write_the_tables_with_triggers(db, cfg, shop, receiver):
+    """The triggers need nothing of the connection: the sqlite3 shell, a repair script."""
+    import apsw
+
+    _endpoint(db, cfg, shop, receiver.url)
+    lead = _lead(db, shop)
+    raw = apsw.Connection(str(cfg.db_path))
+    try:
+        raw.execute("UPDATE leads SET status = 'contacted' WHERE id = ?", (lead["id"],))
+    finally:
+        raw.close()
+
+
+def test_turning_an_endpoint_off_or_unticking_a_field_stops_what_waits(db, cfg, shop, receiver):
+    endpoint_id, _ = _endpoint(db, cfg, shop, receiver.url, fields=["phone"])
+    _lead(db, shop)
+    [waiting] = integrations.dispatch(db, cfg)
+    receiver.script = [(503, {})]
+    assert integrations.send(db, cfg, waiting) == "pending"
+    integrations.update_endpoint(db, cfg, shop, endpoint_id, url=receiver.url, events=["lead.created"], fields=[],
+                                 enabled=True, actor="test")
+    row = db.one("SELECT status, body FROM webhook_deliveries WHERE id = ?", (waiting,))
+    assert row == {"status": "canceled", "body": None}  # built with the phone, which is no longer to be sent
+    _lead(db, shop)
+    [second] = integrations.dispatch(db, cfg)
+    integrations.update_endpoint(db, cfg, shop, endpoint_id, url=receiver.url, events=["lead.created"], fields=[],
+                                 enabled=False, actor="test")
+    assert integrations.send(db, cfg, second, now=clock.now() + timedelta(hours=1)) == "canceled"
+    assert len(receiver.requests) == 1
+
+
+def test_one_failure_after_a_quiet_day_does_not_turn_the_endpoint_off(db, cfg, shop, receiver, monkeypatch):
+    endpoint_id, _ = _endpoint(db, cfg, shop, receiver.url)
+    now = clock.now()
+    _lead(db, shop)
+    receiver.script = [(400, {}), (503, {})]
+    [first] = integrations.dispatch(db, cfg)
+    assert integrations.send(db, cfg, first, now=now) == "failed"
+    later = now + timedelta(hours=30)
+    monkeypatch.setattr(clock, "now", lambda: later)  # the next request comes a day and more later
+    _lead(db, shop)
+    [second] = integrations.dispatch(db, cfg)
+    assert integrations.send(db, cfg, second, now=later) == "pending"
+    assert integrations.endpoint(db, shop, endpoint_id)["enabled"] == 1
+    assert db.query("SELECT count(*) AS n FROM outbox WHERE kind = 'webhook_disabled'") == [{"n": 0}]

@@ -231,6 +231,10 @@ def address_grounded(value: str | None, transcript: str) -> str | None:
 
 
 def _model_value(field: str, answer: dict, transcript: str, caller_id: str | None, base: dict):
+    expected = bool if field == "urgent" else str
+    asked = {"phone": "callback_phone", "last_name": "first_name"}.get(field, field)
+    if not all(isinstance(answer.get(key), (expected, type(None))) for key in {asked, field}):
+        return None  # a number, a list or an object where text was asked: not an answer
     if field in ("first_name", "last_name"):
         # A full name given as the first name ("Marc-André Lefebvre") is split, never kept whole.
         first, rest = split_full_name(str(answer.get("first_name") or "").strip())

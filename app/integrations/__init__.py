@@ -157,6 +157,12 @@ def update_endpoint(db: Database, config: Config, business_id: int, endpoint_id:
             (url, json.dumps(events), json.dumps(fields), int(enabled), enabled, enabled, _now(), endpoint_id,
              business_id)))
         if changed:
+            # What waits was built for the old settings: turned off or with fewer fields, it does not go out.
+            conn.execute("UPDATE webhook_deliveries SET status = 'canceled', body = NULL, "
+                         "last_error = 'endpoint settings changed' WHERE endpoint_id = ? AND business_id = ? "
+                         "AND status = 'pending' AND (? = 0 OR EXISTS (SELECT 1 FROM json_each(fields) "
+                         "WHERE value NOT IN (SELECT value FROM json_each(?))))",
+                         (endpoint_id, business_id, int(enabled), json.dumps(fields)))
             audit.record(conn, actor=actor, action="webhook.edit", entity="webhook_endpoint",
                          entity_id=endpoint_id, business_id=business_id, fields=fields)
     return bool(changed)
@@ -324,12 +330,13 @@ def retry_after(value: str | None, now: datetime) -> timedelta | None:
     """A `Retry-After` header (seconds or an HTTP date), capped at an hour."""
     if not value:
         return None
-    try:
-        delay = timedelta(seconds=max(0, int(value.strip())))
-    except ValueError:
+    text = value.strip()
+    if text.isdigit():
+        delay = timedelta(seconds=min(int(text[:7]), 3600))  # "99999999999999999999" is an hour, not an overflow
+    else:
         try:
-            delay = parsedate_to_datetime(value) - now
-        except (TypeError, ValueError):
+            delay = parsedate_to_datetime(text) - now
+        except (TypeError, ValueError, OverflowError):
             return None
     return min(max(delay, timedelta(0)), timedelta(hours=1))
 
@@ -359,9 +366,19 @@ def send(db: Database, config: Config, delivery_id: int, *, now: datetime | None
     if delivery is None:
         row = db.query_one("SELECT status FROM webhook_deliveries WHERE id = ?", (delivery_id,))
         return row["status"] if row else "missing"
+    try:
+        return _attempt(db, config, delivery, now, resolve, ssl_context)
+    except Exception as e:  # a claimed delivery always gets its outcome recorded, never stays "sending"
+        return _finish(db, config, delivery, now, retry=True, error=f"{type(e).__name__}: {e}"[:300])
+
+
+def _attempt(db: Database, config: Config, delivery: dict, now: datetime,
+             resolve: Callable[[str, int], list[str]] | None, ssl_context: ssl.SSLContext | None) -> str:
     found = endpoint(db, delivery["business_id"], delivery["endpoint_id"])
     if found is None or delivery["body"] is None:
         return _finish(db, config, delivery, now, status="canceled", error="endpoint removed or body erased")
+    if not found["enabled"] and delivery["event_type"] != TEST_EVENT:
+        return _finish(db, config, delivery, now, status="canceled", error="endpoint turned off")
     timestamp = now.replace(microsecond=0)
     headers = {
         "content-type": "application/json", "user-agent": "Capteo-Webhooks/1",
@@ -379,7 +396,9 @@ def send(db: Database, config: Config, delivery_id: int, *, now: datetime | None
     if 200 <= answer.status < 300:
         return _finish(db, config, delivery, now, status="delivered", code=answer.status, latency=answer.elapsed_ms,
                        response=head)
-    wait = retry_after(answer.headers.get("retry-after"), now) if answer.status in (429, 503) else None
+    asked = retry_after(answer.headers.get("retry-after"), now) if answer.status in (429, 503) else None
+    # A receiver may ask for more time, never for less than the backoff ("Retry-After: 0").
+    wait = max(asked, backoff(delivery["attempts"] + 1)) if asked is not None else None
     return _finish(db, config, delivery, now, retry=answer.status in RETRYABLE, code=answer.status,
                    latency=answer.elapsed_ms, response=head, error=f"HTTP {answer.status}", wait=wait)
 
@@ -409,6 +428,9 @@ def _finish(db: Database, config: Config, delivery: dict, now: datetime, *, stat
             audit.record(conn, actor="system:webhooks", action="webhook.sent", entity="webhook_delivery",
                          entity_id=delivery["id"], business_id=delivery["business_id"],
                          fields=json.loads(delivery["fields"]), at=stamp)
+        elif status == "failed" and code is not None and code not in RETRYABLE:
+            # It answered (a 4xx): refused this message, but it is up.
+            conn.execute("UPDATE webhook_endpoints SET failing_since = NULL WHERE id = ?", (delivery["endpoint_id"],))
         elif business is not None:
             _failing(conn, config, delivery, business, now)
     return status
@@ -419,10 +441,13 @@ def _failing(conn: apsw.Connection, config: Config, delivery: dict, business: di
     stamp = now.isoformat(timespec="seconds")
     conn.execute("UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, ?) WHERE id = ?",
                  (stamp, delivery["endpoint_id"]))
+    day_ago = (now - DISABLE_AFTER).isoformat(timespec="seconds")
+    if delivery["created_at"] > day_ago:
+        return  # off only once a delivery has itself been failing for the whole day
     rows = list(conn.execute(
         "UPDATE webhook_endpoints SET enabled = 0, disabled_reason = 'failing', updated_at = ? "
         "WHERE id = ? AND enabled = 1 AND failing_since <= ? RETURNING id",
-        (stamp, delivery["endpoint_id"], (now - DISABLE_AFTER).isoformat(timespec="seconds"))))
+        (stamp, delivery["endpoint_id"], day_ago)))
     if not rows:
         return
     audit.record(conn, actor="system:webhooks", action="webhook.disable", entity="webhook_endpoint",

@@ -58,7 +58,7 @@ def _actor(session: dict) -> str:
 def _typed(data: dict[str, str]) -> dict:
     """What the owner sent: the URL, the events and personal fields ticked (one checkbox
     each, `event:<type>` and `field:<name>`), and whether the endpoint is on."""
-    return {"url": (data.get("url") or "").strip()[:2000],
+    return {"url": (data.get("url") or "").strip(),
             "events": [e for e in integrations.EVENT_TYPES if data.get(f"event:{e}") == "yes"],
             "fields": [f for f in integrations.PERSONAL_FIELDS if data.get(f"field:{f}") == "yes"],
             "enabled": data.get("enabled") == "yes"}

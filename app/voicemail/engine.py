@@ -195,10 +195,10 @@ class ModelEngine:
             return base  # nothing would be taken from the model: it is not asked
         try:
             answer = self._ask_llm(transcript, business, base.get("language") or language)
-        except Exception:  # a model failure must not lose the voicemail: the rules suffice
+            merged = grounding.merge(base, answer or {}, transcript, caller_id, policy=policy)
+        except Exception:  # a model failure (or an answer of the wrong shape) must not lose the voicemail
             log.exception("language model extraction failed; keeping the rules' extraction")
             return base
-        merged = grounding.merge(base, answer or {}, transcript, caller_id, policy=policy)
         return not_the_business(merged, base, name)
 
 

@@ -27,6 +27,7 @@ import os
 import shutil
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -125,19 +126,31 @@ def _llm_key(path: Path, chat_format: str) -> tuple:
     return ("llm", str(path), _stamp(path), chat_format)
 
 
-_results: dict[tuple[str, str], tuple[tuple, Check]] = {}  # (kind, path) -> (file state, its check)
+_results: dict[tuple[str, str], tuple[tuple, Check, float]] = {}  # (kind, path) -> (file state, its check)
 _results_lock = threading.Lock()
+
+
+# Failures that may pass by (a GPU out of memory while two loads overlap, a test answer
+# killed under load) are checked again after a while; what the file is (missing, English
+# only, no chat template...) only when the file changes.
+TRANSIENT = frozenset({"damaged", "crashes", "no_answer"})
+RECHECK_AFTER_S = 600.0
 
 
 def _cached(key: tuple) -> Check | None:
     with _results_lock:
         entry = _results.get((key[0], key[1]))
-    return entry[1] if entry and entry[0] == key else None
+    if not entry or entry[0] != key:
+        return None
+    check, at = entry[1], entry[2]
+    if check.code in TRANSIENT and time.monotonic() - at > RECHECK_AFTER_S:
+        return None
+    return check
 
 
 def _remember(key: tuple, check: Check) -> Check:
     with _results_lock:
-        _results[(key[0], key[1])] = (key, check)
+        _results[(key[0], key[1])] = (key, check, time.monotonic())
     if not check.ok and check.code != "missing":
         log.warning("%s model %s unusable (%s): %s", key[0], key[1], check.code, check.problem)
     return check
