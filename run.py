@@ -10,6 +10,9 @@
     python run.py audit verify         check the audit log's hash chain
     python run.py retention run [--as-of DATETIME]   Law 25 sweep now (or as if it were then)
     python run.py incident add|list|export           the privacy incident register
+    python run.py policy publish FR.md EN.md --effective YYYY-MM-DD   a new privacy policy version
+    python run.py policy list          the policy versions, the one in effect marked
+    python run.py businesses           every business: plan state, trial end, closed, last activity
     python run.py models pull          download the configured speech and language models
     python run.py extract FILE.jsonl   extraction of transcripts, one JSON object per line
     python run.py check                validate the configuration, load the models; say what is wrong
@@ -191,6 +194,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
 def cmd_retention_run(args: argparse.Namespace) -> int:
     from datetime import datetime
 
+    from app.businesses import closing
     from app.privacy import retention
 
     config = _load(args)
@@ -204,8 +208,9 @@ def cmd_retention_run(args: argparse.Namespace) -> int:
             return 2
         as_of = as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC)
     report = retention.sweep(db, config, as_of=as_of)
+    closed = closing.finalize_due(db, config, as_of=as_of)  # the hourly task does both too
     print(f"anonymized {len(report.anonymized)} lead(s); deleted the audio of {len(report.audio_deleted)} "
-          f"voicemail(s)")
+          f"voicemail(s); erased {len(closed)} closed business(es)")
     return 0
 
 
@@ -244,6 +249,58 @@ def cmd_incident_export(args: argparse.Namespace) -> int:
 
     config = _load(args)
     sys.stdout.write(incidents.csv_export(_prepare(config)))
+    return 0
+
+
+def cmd_policy_publish(args: argparse.Namespace) -> int:
+    from datetime import date
+
+    from app.privacy import versions
+
+    config = _load(args)
+    db = _prepare(config)
+    try:
+        effective = date.fromisoformat(args.effective)
+    except ValueError:
+        print(f"error: --effective {args.effective!r}: expected a date, YYYY-MM-DD", file=sys.stderr)
+        return 2
+    try:
+        version = versions.publish(db, config, args.file_fr, args.file_en, effective, args.summary_fr or "",
+                                   args.summary_en or "", force=args.force)
+    except versions.VersionError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"policy version {version} published; in effect from {effective.isoformat()}")
+    print(f"changes: {config.public_url}/fr/privacy/changes/{version}")
+    return 0
+
+
+def cmd_policy_list(args: argparse.Namespace) -> int:
+    from app import clock
+    from app.privacy import versions
+
+    config = _load(args)
+    db = _prepare(config)
+    current = versions.current_version(db, config, clock.now())
+    print(f"in effect: {current}")
+    for row in versions.all_versions(db):
+        mark = "*" if row["version"] == current else " "
+        print(f"{mark} {row['version']}  effective {row['effective_at']}  published {row['published_at']}  "
+              f"{row['summary_en'][:60]}")
+    return 0
+
+
+def cmd_businesses(args: argparse.Namespace) -> int:
+    from app.ops import operator
+
+    config = _load(args)
+    db = _prepare(config)
+    header = ("id", "slug", "state", "trial end", "closed", "last activity")
+    rows = [(str(r["id"]), r["slug"], r["billing_state"] or "-", (r["trial_ends_at"] or "-")[:10],
+             (r["closed_at"] or "-")[:10], r["last_activity_at"] or "-") for r in operator.overview(db)]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     return 0
 
 
@@ -439,6 +496,20 @@ def build_parser() -> argparse.ArgumentParser:
     add.set_defaults(func=cmd_incident_add)
     incident.add_parser("list", help="list the register").set_defaults(func=cmd_incident_list)
     incident.add_parser("export", help="the register as CSV on stdout").set_defaults(func=cmd_incident_export)
+
+    policy = sub.add_parser("policy", help="privacy policy versions").add_subparsers(dest="action", required=True)
+    publish = policy.add_parser("publish", help="publish a new policy version, in effect from --effective")
+    publish.add_argument("file_fr", help="the new policy in French (Markdown)")
+    publish.add_argument("file_en", help="the new policy in English (Markdown)")
+    publish.add_argument("--effective", required=True, help="YYYY-MM-DD, at least 30 days ahead")
+    publish.add_argument("--summary-fr", dest="summary_fr", help="what changes, in French")
+    publish.add_argument("--summary-en", dest="summary_en", help="what changes, in English")
+    publish.add_argument("--force", action="store_true", help="allow an effective date less than 30 days ahead")
+    publish.set_defaults(func=cmd_policy_publish)
+    policy.add_parser("list", help="the published versions").set_defaults(func=cmd_policy_list)
+
+    sub.add_parser("businesses", help="every business: plan state, trial end, last activity").set_defaults(
+        func=cmd_businesses)
 
     models = sub.add_parser("models", help="speech and language models").add_subparsers(dest="action", required=True)
     pull = models.add_parser("pull", help="download the configured models into <data dir>/models/")

@@ -272,9 +272,19 @@ def entries(conn: apsw.Connection, business_id: int, *, entity_id: str | None = 
 # Every action recorded anywhere has a label here (tests/test_readable.py checks the code for
 # one without): the owner reads «Demande consultée», not "lead.view".
 ACTION_LABELS: dict[str, str] = {
+    "policy.publish": N_("New privacy policy version published"),
     "business.create": N_("Business created"),
     "business.settings": N_("Business settings changed"),
+    "business.checklist": N_("First-run checklist updated"),
     "business.pbx_token": N_("Phone system key changed"),
+    "business.export": N_("Whole business exported"),
+    "business.close": N_("Account closed (reversible for 7 days)"),
+    "business.close.final": N_("Account closed for good: personal information erased"),
+    "business.reopen": N_("Account reopened"),
+    "billing.cancel": N_("Subscription canceled at closing"),
+    "billing.cancel_failed": N_("Subscription could not be canceled at closing"),
+    "lead.anonymize.closing": N_("Lead anonymized (account closed)"),
+    "voicemail.erase.closing": N_("Voice message erased (account closed)"),
     "membership.create": N_("Team member added"),
     "membership.remove": N_("Team member removed"),
     "invitation.create": N_("Invitation sent"),
@@ -337,6 +347,7 @@ ACTION_LABELS: dict[str, str] = {
     "custom_field.edit": N_("Form question changed"),
     "custom_field.move": N_("Form question moved"),
     "custom_field.remove": N_("Form question removed"),
+    "billing.state": N_("Subscription state changed (billing)"),
 }
 # Actors that are not a person of the team (those are "user:<id>", shown by name).
 ACTOR_LABELS: dict[str, str] = {

@@ -26,7 +26,7 @@ from litestar.params import Body
 from litestar.response import Redirect, Template
 from litestar.types import ControllerRouterHandler, ExceptionHandlersMap, Message
 
-from app import i18n
+from app import billing, clock, i18n
 from app.businesses import auth
 from app.businesses.ratelimit import Limits
 from app.config import Config
@@ -177,6 +177,44 @@ async def owner(connection: ASGIConnection, _: BaseRouteHandler) -> None:
         raise auth.OwnersOnly()
 
 
+# Dashboard POSTs a business made read-only by billing may still make (opt on a handler, or its
+# name here): leave, switch business, one's own account, answer an invitation, pay, export.
+WHILE_READ_ONLY = {"while_read_only": True}
+ALLOWED_WHILE_READ_ONLY = {"logout", "switch_business", "password_save", "account_phone", "invitation_accept",
+                           "invitation_decline", "privacy_export", "billing_portal", "policy_notice_dismiss"}
+
+
+async def billing_writable(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
+    """A business whose subscription lapsed (app.billing) keeps its dashboard to read: every
+    other dashboard POST gets a page saying why, with the way to pay. GETs always work."""
+    state = connection.app.state
+    if connection.scope.get("method") == "OPTIONS" or not billing.configured(state.config):
+        return
+    business = await to_thread.run_sync(billing.state_for, state.db, connection.state.session["business_id"])
+    now = clock.now()
+    connection.state.billing_banner = billing.banner(state.config, business, now)  # app_base.html shows it
+    if connection.scope.get("method") in ("GET", "HEAD") or handler.opt.get("while_read_only") \
+            or handler.name in ALLOWED_WHILE_READ_ONLY:
+        return
+    if billing.dashboard_read_only(state.config, business, now):
+        raise billing.ReadOnly()
+
+
+# Dashboard pages that answer while the business is closed (app.businesses.closing): its
+# export, the reopen page, and leaving (sign-out, another business, one's own account).
+WHILE_CLOSED = {"while_closed": True, "while_read_only": True}
+ALLOWED_WHILE_CLOSED = {"logout", "switch_business", "password", "password_save", "account_phone", "invitations",
+                        "invitation_accept", "invitation_decline"}
+
+
+async def business_open(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
+    """A closed business's dashboard is its reopen page (owners) or a page saying so (members)."""
+    session = connection.state.session if connection.scope.get("method") != "OPTIONS" else None
+    if session and session.get("business_closed_at") and not handler.opt.get("while_closed") \
+            and handler.name not in ALLOWED_WHILE_CLOSED:
+        raise auth.BusinessClosed()
+
+
 # ---- dependencies ------------------------------------------------------------------------------
 
 def _db(state: State) -> Database:
@@ -221,7 +259,7 @@ def localized(*handlers: Any, guards: list | None = None) -> Router:
 
 def dashboard(*handlers: Any) -> Router:
     """Routes under `/{lang}/…` that need a signed-in person (owner-only ones add `owner`)."""
-    return localized(*handlers, guards=[signed_in, password_current])
+    return localized(*handlers, guards=[signed_in, password_current, business_open, billing_writable])
 
 
 async def refuse_control_characters(request: Request) -> None:
@@ -299,9 +337,33 @@ def owners_only(request: Request, exc: Exception) -> Response:
     return Template("error.html", context={"status": 403, "owners_only": True}, status_code=403)
 
 
-EXCEPTION_HANDLERS: ExceptionHandlersMap = {HTTPException: error_page, auth.SignInRequired: sign_in_required,
+def billing_read_only(request: Request, exc: Exception) -> Response:
+    """A change refused because billing made the dashboard read-only: the way to pay (htmx,
+    which would swap nothing on a 403, is sent to the billing page, which says the same)."""
+    target = f"/{_error_language(request)}/app/billing"
+    if is_htmx(request):
+        return Response(None, status_code=204, headers={"HX-Redirect": target})
+    i18n.current_language.set(_error_language(request))
+    return Template("billing/read_only.html", context={"billing_url": target}, status_code=403)
+
+
+def business_closed(request: Request, exc: Exception) -> Response:
+    """The owner goes to the page that reopens the business; a member is told it is closed."""
+    language = _error_language(request)
+    session = getattr(request.state, "session", None) or {}
+    if session.get("role") == "owner":
+        target = f"/{language}/app/settings/close"
+        if is_htmx(request):
+            return Response(None, status_code=204, headers={"HX-Redirect": target})
+        return Redirect(target, status_code=303)
+    i18n.current_language.set(language)
+    return Template("error.html", context={"status": 410, "business_closed": True}, status_code=410)
+
+
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {auth.BusinessClosed: business_closed,
+                      HTTPException: error_page, auth.SignInRequired: sign_in_required,
                       auth.OwnersOnly: owners_only, auth.PasswordChangeDue: password_change_due,
-                      Exception: error_page}
+                      billing.ReadOnly: billing_read_only, Exception: error_page}
 
 
 def _security_headers(message: Message) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from babel.dates import get_day_names
@@ -15,6 +16,7 @@ from app import audit, i18n, leads, privacy
 from app.config import ROOT
 from app.http import lang, switch_url
 from app.leads import custom_fields
+from app.privacy import versions
 
 
 def _day_name(index: int) -> str:
@@ -43,6 +45,13 @@ def _actor(entry: dict) -> str:
     if label is not None:
         return i18n.gettext(label)
     return entry.get("actor_name") or entry.get("actor_email") or i18n.gettext(audit.FORMER_MEMBER)
+
+
+def _policy_notice(request: Any, session: dict | None) -> dict | None:
+    """The policy change an owner has not dismissed yet (templates/privacy/_policy_notice.html)."""
+    if not session or session.get("role") != "owner":
+        return None
+    return versions.pending_notice(request.app.state.db, session["user_id"])
 
 
 def make_environment() -> Environment:
@@ -77,6 +86,8 @@ def make_environment() -> Environment:
         action_label=lambda a: i18n.gettext(audit.action_label(a)),
         entity_label=lambda e: i18n.gettext(audit.ENTITY_LABELS.get(e) or str(e)),
         actor_label=_actor,
+        policy_notice=_policy_notice,
+        policy_zone=versions.ZONE,
     )
     env.filters["datetime"] = i18n.format_datetime
     env.filters["date"] = i18n.format_date

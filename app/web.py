@@ -17,6 +17,8 @@ from litestar.template.config import TemplateConfig
 import jobs
 from app import audit, http, http_limits, i18n, migrations
 from app.appointments import pages as appointment_pages
+from app.billing import pages as billing_pages
+from app.businesses import closing_pages, signup_pages
 from app.businesses import pages as business_pages
 from app.businesses.ratelimit import Limits
 from app.clients import pages as client_pages
@@ -25,9 +27,10 @@ from app.db import Database
 from app.form import pages as form_pages
 from app.integrations import pages as integration_pages
 from app.leads import pages as lead_pages
-from app.ops import demo
+from app.ops import demo, operator_pages
 from app.ops import pages as ops_pages
 from app.privacy import pages as privacy_pages
+from app.privacy import versions_pages as policy_version_pages
 from app.templating import make_environment
 from app.voicemail import pages as voicemail_pages
 
@@ -73,6 +76,8 @@ def create_app(config: Config, *, run_worker: bool = True) -> Litestar:
         route_handlers=[
             *ops_pages.routes,
             *business_pages.routes,
+            *signup_pages.routes,
+            *closing_pages.routes,
             *lead_pages.routes,
             *appointment_pages.routes,
             *form_pages.routes,
@@ -80,6 +85,9 @@ def create_app(config: Config, *, run_worker: bool = True) -> Litestar:
             *privacy_pages.routes,
             *voicemail_pages.routes,
             *integration_pages.routes,
+            *billing_pages.routes,
+            *policy_version_pages.routes,
+            *operator_pages.routes,
             create_static_files_router(path="/static", directories=[ROOT / "static"], name="static"),
         ],
         template_config=TemplateConfig(engine=JinjaTemplateEngine.from_environment(make_environment())),

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from huey import crontab
 
-from app import audit
+from app import audit, billing
+from app.businesses import closing
 from app.ops import health
 from app.privacy import retention
 from jobs import PRIORITY_HEARTBEAT, PRIORITY_UPKEEP, context, huey
@@ -30,9 +31,16 @@ def heartbeat_every_minute() -> str:
 def retention_sweep() -> dict:
     """Hourly, as a catch-up: whatever is due now, however long the server was down."""
     report = retention.sweep(context.db, context.config)
+    closing.finalize_due(context.db, context.config)  # businesses closed more than 7 days ago
     return {"anonymized": len(report.anonymized), "audio_deleted": len(report.audio_deleted)}
 
 
 @huey.periodic_task(crontab(minute="17", hour="4"), priority=PRIORITY_UPKEEP)
 def audit_verify_daily() -> bool:
     return audit.check_chain(context.db.reader())
+
+
+@huey.periodic_task(crontab(minute="27"), priority=PRIORITY_UPKEEP)
+def billing_sweep() -> int:
+    """Hourly: SMS the owners of a business whose billing grace period just ended (read-only)."""
+    return billing.sweep(context.db, context.config)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from datetime import date
 
 import pytest
 from litestar.testing import TestClient
@@ -18,17 +19,19 @@ from app import config as config_mod
 from app.businesses import auth
 from app.db import Database
 from app.leads import custom_fields
+from app.privacy import versions
 from app.web import create_app
 from tests.support.app import csrf_token, write_config
 
 # Routes under /{lang}/app reachable without signing in, and why.
 PUBLIC_APP_ROUTES = {"/{lang:str}/app": "a redirect to the inbox, which itself asks for sign-in"}
-OWNER_ONLY = re.compile(r"^/\{lang:str\}/app/(settings|audit"  # settings/pbx-token included
+OWNER_ONLY = re.compile(r"^/\{lang:str\}/app/(settings|audit|billing"  # settings/pbx-token, billing/portal included
                         r"|privacy/(export|erase|withdraw)$)")  # a person's whole file, out or destroyed
 # Every path parameter a dashboard route may have, and which of business A's objects fills it.
 PARAMS = {"lead_id": "lead", "appointment_id": "appointment", "field_id": "field", "user_id": "member2",
           "request_id": "privacy_request", "voicemail_id": "voicemail", "invitation_id": "invitation",
-          "client_id": "client", "endpoint_id": "endpoint", "delivery_id": "delivery"}
+          "client_id": "client", "endpoint_id": "endpoint", "delivery_id": "delivery",
+          "version": "policy_version"}  # a policy version: each person dismisses its notice for themselves
 # An invitation a person received is theirs, not their business's: each opens one addressed to
 # them (business B invites them); anyone else, the outsider included, gets 404 on it.
 RECEIVED = re.compile(r"^/\{lang:str\}/app/invitations/")
@@ -90,6 +93,10 @@ def template_dir(tmp_path_factory, migrated_db):
     ids["endpoint"], _ = integrations.create_endpoint(db, cfg, a, url="https://93.184.215.14/hook",
                                                       events=["lead.created"], fields=[], actor="t")
     ids["delivery"] = integrations.send_test(db, a, ids["endpoint"], actor="t")
+    (d / "policy.fr.md").write_text("# Politique\n")
+    (d / "policy.en.md").write_text("# Policy\n")
+    ids["policy_version"] = versions.publish(db, cfg, d / "policy.fr.md", d / "policy.en.md",
+                                             date(2031, 1, 1))
     db.close()
     return d, ids
 
@@ -121,6 +128,7 @@ def _url(path: str, ids: dict, who: str | None = None) -> str:
         params["invitation_id"] = f"received_{who if who in ('owner', 'member') else 'member'}"
     for name, key in params.items():
         url = url.replace("{" + name + ":int}", str(ids[key]))
+        url = url.replace("{" + name + ":str}", str(ids[key]))
     return url
 
 

@@ -372,6 +372,7 @@ def test_no_other_place_fetches_a_url_a_subscriber_could_give(config, client):
         "app/voicemail/models.py": ["huggingface_hub"],  # the operator's `run.py models pull`
         "app/voicemail/voipms.py": ["httpx"],  # VoIP.ms (operator-configured)
         "app/businesses/cloudflare_access.py": ["jwt"],
+        "app/billing/paddle.py": ["httpx"],  # Paddle's API (the operator's account)
     }, reaching
 
 

@@ -190,7 +190,7 @@ def by_form_address(db: Database, slug: str) -> dict | None:
 def with_voipms_mailbox(db: Database) -> list[dict]:
     """Businesses whose VoIP.ms mailbox Capteo polls."""
     return db.query("SELECT id, voipms_mailbox FROM businesses WHERE voipms_mailbox IS NOT NULL "
-                    "AND voipms_mailbox != ''")
+                    "AND voipms_mailbox != '' AND closed_at IS NULL")
 
 
 # ---- secrets in URLs and headers: the calendar feed, the phone system's token ----------------------
@@ -209,7 +209,7 @@ def feed_token(db: Database, business_id: int) -> str:
 def by_feed_token(db: Database, token: str) -> dict | None:
     if len(token) < 20:
         return None
-    return db.query_one("SELECT * FROM businesses WHERE ics_token = ?", (token,))
+    return db.query_one("SELECT * FROM businesses WHERE ics_token = ? AND closed_at IS NULL", (token,))
 
 
 def token_hash(token: str) -> str:
@@ -489,3 +489,76 @@ def set_password(db: Database, user_id: int, password: str, *, keep_session: str
                      (clock.now_iso(), user_id))
         audit.record(conn, actor=f"user:{user_id}", action="user.password", entity="user", entity_id=user_id,
                      fields=["password"])
+
+
+# ---- billing state (app.billing decides; these read and write the columns) -------------------------
+
+BILLING_COLUMNS = ("trial_ends_at", "billing_state", "billing_state_at", "billing_restricted_since",
+                   "paddle_customer_id", "paddle_subscription_id")
+
+
+def billing_in(conn: apsw.Connection, business_id: int) -> dict | None:
+    """The business's billing columns (with its id, name, language, phone and notification
+    phones), read in the caller's transaction; None when there is no such business."""
+    rows = list(conn.execute(
+        f"SELECT id, name, language, phone, notify_phones, {', '.join(BILLING_COLUMNS)} "
+        "FROM businesses WHERE id = ?", (business_id,)))
+    return rows[0] if rows else None
+
+
+def billing_of(db: Database, business_id: int) -> dict | None:
+    return billing_in(db.reader(), business_id)
+
+
+def set_billing(conn: apsw.Connection, business_id: int, **columns: str | None) -> None:
+    """Write billing columns (only those named in BILLING_COLUMNS), in the caller's transaction."""
+    unknown = set(columns) - set(BILLING_COLUMNS)
+    if unknown:
+        raise ValueError(f"not billing columns: {sorted(unknown)}")
+    if columns:
+        assignments = ", ".join(f"{name} = ?" for name in columns)
+        conn.execute(f"UPDATE businesses SET {assignments} WHERE id = ?", (*columns.values(), business_id))
+
+
+def billing_restricted(db: Database, until: str) -> list[int]:
+    """Businesses whose billing restriction began at or before `until` (an ISO instant)."""
+    return [r["id"] for r in db.query(
+        "SELECT id FROM businesses WHERE billing_restricted_since IS NOT NULL AND billing_restricted_since <= ? "
+        "AND billing_state IN ('past_due', 'paused', 'canceled')", (until,))]
+
+
+# ---- closing the account (app.businesses.closing decides; these read and write the columns) --------
+
+def closed_at_in(conn: apsw.Connection, business_id: int) -> str | None:
+    rows = list(conn.execute("SELECT closed_at FROM businesses WHERE id = ?", (business_id,)))
+    return rows[0]["closed_at"] if rows else None
+
+
+def set_closed(conn: apsw.Connection, business_id: int, closed_at: str | None) -> None:
+    """Close (an ISO instant) or reopen (None) the business, in the caller's transaction."""
+    conn.execute("UPDATE businesses SET closed_at = ? WHERE id = ?", (closed_at, business_id))
+
+
+def closed_before(db: Database, until: str) -> list[int]:
+    """Businesses closed at or before `until` (an ISO instant)."""
+    return [r["id"] for r in db.query(
+        "SELECT id FROM businesses WHERE closed_at IS NOT NULL AND closed_at <= ? ORDER BY id", (until,))]
+
+
+def erase_contact(conn: apsw.Connection, business_id: int) -> None:
+    """A closed business, finally: its phones, greetings and secrets go. Its row and its form
+    address stay, so that the address is never anyone else's (slug_taken)."""
+    conn.execute("""UPDATE businesses SET phone = NULL, notify_phones = '[]', embed_domains = '[]',
+                    greeting_fr = NULL, greeting_en = NULL, ics_token = NULL, pbx_token_hash = NULL,
+                    voipms_mailbox = NULL WHERE id = ?""", (business_id,))
+
+
+# ---- the operator's view (app.ops.operator) ----------------------------------------------------------
+
+def overview(db: Database) -> list[dict]:
+    """Every business for the operator: no person's data, only the business's own columns and
+    the last time someone signed in to it (its latest session)."""
+    return db.query(
+        """SELECT b.id, b.slug, b.name, b.billing_state, b.trial_ends_at, b.closed_at, b.created_at,
+                  (SELECT max(s.created_at) FROM sessions s WHERE s.business_id = b.id) AS last_session_at
+           FROM businesses b ORDER BY b.id""")

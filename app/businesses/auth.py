@@ -20,6 +20,7 @@ COOKIE = "capteo_session"
 # for their answer (the inbox's banner): two small indexed reads per request.
 _SESSION_COLUMNS = """u.id AS user_id, m.business_id, u.email, u.name AS user_name, m.role, u.must_change_password,
                       b.slug, b.name AS business_name, b.timezone, b.language AS business_language,
+                      b.closed_at AS business_closed_at,
                       (SELECT json_group_array(json_object('id', o.id, 'name', o.name)) FROM (
                           SELECT ob.id, ob.name FROM memberships om JOIN businesses ob ON ob.id = om.business_id
                           WHERE om.user_id = u.id ORDER BY ob.name, ob.id) o) AS businesses_json,
@@ -125,6 +126,11 @@ class SignInRequired(Exception):
 
 class PasswordChangeDue(Exception):
     """A person signed in with a one-time password: they choose their own before anything else."""
+
+
+class BusinessClosed(Exception):
+    """The business was closed by its owner (app.businesses.closing): only the pages to export,
+    reopen and leave answer; the owner is sent to the reopen page, a member is told."""
 
 
 class OwnersOnly(Exception):

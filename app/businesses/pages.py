@@ -19,7 +19,7 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
 from app import businesses, http, i18n, normalize
-from app.businesses import auth, hours, recovery
+from app.businesses import auth, hours, recovery, signup
 from app.businesses.ratelimit import client_ip
 from app.config import Config
 from app.db import Database
@@ -31,14 +31,8 @@ from app.messaging.twilio import TwilioClient
 
 DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
-GREETING = N_("You have reached %(business)s. Leave your name, your number and the reason for your call after "
-              "the tone. Your message is recorded and processed by automated artificial intelligence on our own "
-              "server in Canada, only to handle your request.")
-
-
-def greeting_default(business_name: str, lang: str) -> str:
-    """The phone greeting with the consent notice the privacy policy requires."""
-    return i18n.gettext_in(lang, GREETING) % {"business": business_name}
+GREETING = signup.GREETING
+greeting_default = signup.greeting_default
 
 
 def _form_values(business: dict) -> dict:
@@ -131,17 +125,18 @@ def _session_cookie(config: Config, value: str, max_age: int) -> Cookie:
 
 
 @get("/login", name="login", sync_to_thread=True)
-def login_page(request: Request, next: FromQuery[str | None] = None) -> Template | Redirect:
+def login_page(request: Request, config: Conf, next: FromQuery[str | None] = None) -> Template | Redirect:
     if http.find_session(request) is not None:
         return Redirect(_safe_next(next), status_code=303)
-    return Template("businesses/login.html", context={"next": _safe_next(next), "email": "", "error": None})
+    return Template("businesses/login.html", context={"next": _safe_next(next), "email": "", "error": None,
+                                                      "signup_open": config.signup.open})
 
 
 @post("/login", name="login_submit", sync_to_thread=True, status_code=200)
 def login_submit(request: Request, db: DB, config: Conf, limits: RateLimits, data: Form) -> Template | Redirect:
     email = (data.get("email") or "").strip()[:254]
     key = (email.lower(), client_ip(request))
-    context = {"next": _safe_next(data.get("next")), "email": email}
+    context = {"next": _safe_next(data.get("next")), "email": email, "signup_open": config.signup.open}
     # Counted as a failure before checking, so that concurrent attempts cannot pass together.
     slot = limits.login.take(*key)
     if slot is None:
@@ -432,13 +427,8 @@ def password_page(session: SignedIn, db: DB) -> Template:
 
 
 def _new_password_error(data: dict) -> str | None:
-    """The one rule for a chosen password (the account page and a reset link alike)."""
-    new, again = data.get("password", ""), data.get("password_again", "")
-    if len(new) < 10:
-        return N_("The password must have at least 10 characters.")
-    if new != again:
-        return N_("The two passwords differ.")
-    return None
+    """The one rule for a chosen password (sign-up, the account page and a reset link alike)."""
+    return signup.password_error(data.get("password", ""), data.get("password_again", ""))
 
 
 @post("/app/password", name="password_save", sync_to_thread=True, status_code=200, opt=http.WHILE_PASSWORD_DUE)

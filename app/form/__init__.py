@@ -23,6 +23,7 @@ from app.i18n import N_
 from app.leads import custom_fields
 from app.leads.fields import LEAD_FIELDS
 from app.messaging import outbox
+from app.privacy import versions
 
 CONSENT_VERSION = "web-2026-11-01"
 CONSENT_FIELD = "consent"
@@ -140,6 +141,8 @@ def accept(
     """Store an accepted submission. Returns (lead {id, reference}, created); a token
     already used returns the lead it made, so a resubmitted form creates nothing."""
     now = clock.now_iso()
+    # The policy version in effect is what the person accepts; before any, the shipped one.
+    policy = versions.in_effect(db)
     with db.write() as conn:
         for row in conn.execute(
             "SELECT id, reference FROM leads WHERE business_id = ? AND submission_token = ?",
@@ -155,7 +158,7 @@ def accept(
             language=language,
             custom_fields=submission.custom,
             consent_text=consent_text(business["name"], language),
-            consent_version=CONSENT_VERSION,
+            consent_version=policy["version"] if policy else CONSENT_VERSION,
             consent_at=now,
             submission_token=token,
             geocode_status="pending" if values.get("postal_code") else "none",

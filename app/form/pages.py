@@ -16,8 +16,8 @@ from litestar.response import Redirect, Template
 from markupsafe import Markup, escape
 
 import jobs.intake
-from app import businesses, clock, form, http, i18n, normalize
-from app.businesses import hours
+from app import billing, businesses, clock, form, http, i18n, normalize
+from app.businesses import closing, hours
 from app.businesses.ratelimit import RateLimiter, client_ip
 from app.config import Config
 from app.db import Database
@@ -34,6 +34,8 @@ def _business(db: Database, slug: str) -> dict:
     row = businesses.by_form_address(db, slug)
     if row is None:
         raise NotFoundException()
+    if closing.is_closed(row):
+        raise closing.BusinessGone()  # a translated 410: it no longer takes requests
     return row
 
 
@@ -72,8 +74,16 @@ def form_page(db: DB, config: Conf, slug: FromPath[str],
         target = f"/{i18n.current_language.get()}/f/{business['slug']}" + ("?embed=1" if is_embed else "")
         return Redirect(target, status_code=301,
                         headers={**_frame_headers(business, is_embed), "cache-control": "max-age=3600"})
+    if not billing.public_doors_open(config, business, clock.now()):
+        return _no_longer_online(business, is_embed, _frame_headers(business, is_embed), 200)
     return Template("form/page.html", context=_context(db, config, business, embed=is_embed),
                     headers=_frame_headers(business, is_embed))
+
+
+def _no_longer_online(business: dict, embed: bool, headers: dict[str, str], status_code: int) -> Template:
+    """Billing lapsed long ago (app.billing): the form says so and shows the business's phone."""
+    return Template("billing/form_closed.html", status_code=status_code, headers=headers,
+                    context={"business": business, "embed": embed})
 
 
 def _values_for_redisplay(sent: dict[str, list[str]]) -> dict[str, Any]:
@@ -99,6 +109,8 @@ def _submit_sync(ip: str, db: Database, config: Config, limiter: RateLimiter, sl
                  sent: dict[str, list[str]], is_embed: bool) -> Template:
     business = _business(db, slug)
     headers = _frame_headers(business, is_embed)
+    if not billing.public_doors_open(config, business, clock.now()):
+        return _no_longer_online(business, is_embed, headers, 410)
     lang = i18n.current_language.get()
     token = (sent.get(form.TOKEN_FIELD) or [""])[0]
     if not form.check_token(config.secret("forms"), token, business["id"], config.forms.token_max_age):

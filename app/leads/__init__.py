@@ -418,3 +418,9 @@ def with_coordinates(db: Database, business_id: int, limit: int = 5000) -> list[
            ORDER BY created_at DESC LIMIT ?""",
         (business_id, limit),
     )
+
+
+def latest_by_business(db: Database) -> dict[int, str]:
+    """When each business last received a lead (for the operator's view)."""
+    return {r["business_id"]: r["at"] for r in db.query(
+        "SELECT business_id, max(created_at) AS at FROM leads GROUP BY business_id")}

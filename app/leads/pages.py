@@ -19,6 +19,7 @@ from litestar.response import Redirect, Template
 
 import jobs.intake
 from app import appointments, audit, businesses, clock, form, http, i18n, leads, normalize, voicemail
+from app.businesses import signup
 from app.db import Database
 from app.http import DB, Conf, Form, SignedIn, lang
 from app.leads import LeadError, custom_fields, glance
@@ -43,6 +44,7 @@ def lead_inbox(
     request: Request,
     session: SignedIn,
     db: DB,
+    config: Conf,
     status: FromQuery[str | None] = None,
     channel: FromQuery[str | None] = None,
     q: FromQuery[str | None] = None,
@@ -66,6 +68,9 @@ def lead_inbox(
         "statuses": leads.STATUSES, "channels": leads.CHANNELS, "views": leads.VIEWS, "url": _inbox_url,
         "latest_id": leads.latest_id(db, session["business_id"]),
     }
+    if not http.is_htmx(request):  # the page (not the swapped list): the first-run checklist, the trial's end
+        context.update(signup.dashboard_extras(db, session, has_lead=bool(context["latest_id"])),
+                       public_url=config.public_url)
     return http.fragment_or_page(request, "leads/_inbox.html", "leads/inbox.html", context, target="inbox")
 
 

@@ -140,3 +140,16 @@ def for_lead(db: Database, business_id: int, lead_id: int) -> list[dict]:
     return db.query(
         "SELECT * FROM outbox WHERE business_id = ? AND lead_id = ? ORDER BY id", (business_id, lead_id)
     )
+
+
+def queue_billing_read_only_sms(conn: apsw.Connection, *, business: dict, public_url: str) -> list[int]:
+    """Tell the owners their dashboard became read-only (billing): the business's name and a
+    link to the billing page; the public form still takes requests for a while."""
+    lang = business.get("language") or "fr"
+    link = f"{public_url}/{lang}/app/billing"
+    text = i18n.gettext_in(lang, "%(business)s: your Capteo dashboard is read-only until the subscription is "
+                                 "paid. Your clients can still send requests for now — %(link)s") % {
+        "business": business["name"], "link": link}
+    phones = list(dict.fromkeys(json.loads(business.get("notify_phones") or "[]")))
+    return [queue(conn, business_id=business["id"], lead_id=None, kind="billing_read_only", to=phone, body=text)
+            for phone in phones]

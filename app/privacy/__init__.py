@@ -23,7 +23,6 @@ import csv
 import io
 import json
 from datetime import date, datetime, timedelta
-from pathlib import Path
 
 from markdown_it import MarkdownIt
 
@@ -33,6 +32,7 @@ from app.db import Database
 from app.i18n import N_, gettext_in
 from app.leads import custom_fields
 from app.leads.fields import LEAD_FIELDS
+from app.privacy import versions
 
 KINDS = {
     "access": N_("Access to my information"),
@@ -239,12 +239,14 @@ def flag_for_review(db: Database, business_id: int, lead_ids: list[int], *, acto
 _md = MarkdownIt("commonmark", {"html": False}).disable("image")
 
 
-def policy_html(config: Config, lang: str) -> str:
-    """The privacy policy: the operator's Markdown in <data dir>/privacy/policy.<lang>.md
-    when present, else the shipped default. Raw HTML in it is shown as text."""
-    override = config.data_dir / "privacy" / f"policy.{lang}.md"
-    source = override if override.is_file() else Path(__file__).parent / "policy" / f"policy.{lang}.md"
-    text = source.read_text(encoding="utf-8")
+def policy_html(config: Config, lang: str, db: Database | None = None) -> str:
+    """The privacy policy: with `db`, the published version in effect (app.privacy.versions);
+    else the operator's Markdown in <data dir>/privacy/policy.<lang>.md when present, else
+    the shipped default. Raw HTML in it is shown as text."""
+    if db is not None:
+        text = versions.text_of(db, config, versions.current_version(db, config), lang)
+    else:
+        text = versions.shipped_text(config, lang)
     # No operator contact configured: say so, and where to turn instead (never a bare "—").
     contact = config.privacy.contact or gettext_in(lang, N_(
         "no contact has been given yet by the operator of this service; write to the business "

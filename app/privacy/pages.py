@@ -27,7 +27,7 @@ def policy(config: Conf, db: DB, b: FromQuery[str | None] = None) -> Template:
     how to reach it. An unknown address shows the policy alone: it is the same for everyone."""
     business = businesses.by_form_address(db, (b or "").strip().lower()[:100]) if b else None
     return Template("privacy/policy.html", context={
-        "policy": privacy.policy_html(config, lang()), "business": business})
+        "policy": privacy.policy_html(config, lang(), db), "business": business})
 
 
 # ---- public request page -------------------------------------------------------------------------

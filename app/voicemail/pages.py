@@ -15,6 +15,7 @@ from litestar.response import File, Redirect, Template
 
 import jobs.voicemail
 from app import audit, businesses, http, http_limits, i18n, normalize, voicemail
+from app.businesses import closing
 from app.config import Config
 from app.db import Database
 from app.http import DB, Conf, SignedIn, lang
@@ -51,6 +52,8 @@ async def api_voicemail(request: Request, db: DB, config: Conf) -> Response:
     business = await to_thread.run_sync(businesses.by_pbx_token, db, token)
     if business is None:
         return Response({"error": i18n.gettext(N_("Unknown or missing token."))}, status_code=401)
+    if closing.is_closed(business):
+        return Response({"error": i18n.gettext(N_("This business no longer takes requests."))}, status_code=410)
     data, fields = await _upload(request)
     caller = normalize.phone(fields.get("caller_id", "")) if fields.get("caller_id") else None
     try:
