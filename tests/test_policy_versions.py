@@ -118,3 +118,12 @@ def test_after_the_effective_date_the_new_text_and_version_apply(client, db, con
     assert new_lead["consent_version"] == version
     assert db.one("SELECT consent_version FROM leads WHERE id = ?", (old_lead["id"],))["consent_version"] \
         == form.CONSENT_VERSION
+
+
+def test_the_diff_reads_as_paragraphs_not_markdown():
+    """A paragraph rewrapped or put in bold is not a change; Markdown marks do not show."""
+    out = versions.diff_html("# Titre\n\nNous gardons\nvos demandes.\n\n- un\n- deux\n",
+                             "# Titre\n\nNous **gardons** vos demandes.\n\n- un\n- [trois](https://x.example)\n")
+    assert "<del>deux</del>" in out and "<ins>trois</ins>" in out
+    assert "Nous gardons vos demandes." in out and "<del>Nous" not in out
+    assert "**" not in out and "# " not in out and "https://x.example" not in out

@@ -250,16 +250,20 @@ def dispatch(db: Database, config: Config, limit: int = 500) -> list[int]:
     created: list[int] = []
     with db.write() as conn:
         events = list(conn.execute("SELECT * FROM webhook_events ORDER BY id LIMIT ?", (limit,)))
+        if not events:
+            return created
+        listening: dict[int, list[dict]] = {}  # business id -> its enabled endpoints, read once
         for event in events:
-            listening: list[dict] = list(conn.execute(
-                "SELECT * FROM webhook_endpoints WHERE business_id = ? AND enabled = 1", (event["business_id"],)))
-            for row in listening:
-                endpoint = _decode(row)
-                if endpoint is None or event["type"] not in endpoint["events"]:
-                    continue
-                body, sent = _body(conn, event, endpoint, config.public_url)
-                created.append(_insert_delivery(conn, endpoint, event["type"], event["lead_id"], body, sent))
-            conn.execute("DELETE FROM webhook_events WHERE id = ?", (event["id"],))
+            if event["business_id"] not in listening:
+                listening[event["business_id"]] = [d for d in map(_decode, conn.execute(
+                    "SELECT * FROM webhook_endpoints WHERE business_id = ? AND enabled = 1",
+                    (event["business_id"],))) if d]
+            for endpoint in listening[event["business_id"]]:
+                if event["type"] in endpoint["events"]:
+                    body, sent = _body(conn, event, endpoint, config.public_url)
+                    created.append(_insert_delivery(conn, endpoint, event["type"], event["lead_id"], body, sent))
+        # The writer's lock is held: no event came in between, every id up to the last was read.
+        conn.execute("DELETE FROM webhook_events WHERE id <= ?", (events[-1]["id"],))
     return created
 
 

@@ -157,25 +157,48 @@ def previous_version(db: Database, config: Config, version: dict) -> str:
     return current_version(db, config, before)
 
 
-def diff_html(old: str, new: str, context: int = 3) -> Markup:
-    """A readable line diff: removed lines struck out, added lines marked, unchanged runs
-    shortened to `context` lines around each change. Everything is escaped."""
-    old_lines, new_lines = old.splitlines(), new.splitlines()
-    matcher = difflib.SequenceMatcher(a=old_lines, b=new_lines, autojunk=False)
+_LIST_ITEM = re.compile(r"\n(?=\s*(?:[-*+]|\d+[.)])\s)")
+
+
+def _paragraphs(markdown: str) -> list[tuple[str, bool]]:
+    """(plain text, is a heading) per paragraph, heading or list item of a Markdown text:
+    what a reader reads, without `#`, `**`, list markers or link targets."""
+    out = []
+    for block in re.split(r"\n\s*\n", markdown):
+        for piece in _LIST_ITEM.split(block.strip()):
+            line = " ".join(part.strip() for part in piece.splitlines()).strip()
+            heading = line.startswith("#")
+            line = re.sub(r"^(?:#{1,6}|[-*+]|\d+[.)])\s+", "", line)
+            line = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", line)  # [text](url) -> text
+            line = re.sub(r"(\*\*|__|`)", "", line)
+            if line:
+                out.append((line, heading))
+    return out
+
+
+def diff_html(old: str, new: str, context: int = 2) -> Markup:
+    """A readable diff of two Markdown texts, paragraph by paragraph (a paragraph rewrapped
+    or reformatted is not a change): removed ones struck out, added ones marked, unchanged
+    runs shortened to `context` paragraphs around each change. Everything is escaped."""
+    before, after = _paragraphs(old), _paragraphs(new)
+    matcher = difflib.SequenceMatcher(a=[t for t, _ in before], b=[t for t, _ in after], autojunk=False)
+
+    def paragraph(css: str, text: str, heading: bool, mark: str = "") -> str:
+        body = f"<{mark}>{escape(text)}</{mark}>" if mark else str(escape(text))
+        return f'<p class="{css}{" diff-heading" if heading else ""}">{body}</p>'
+
     parts = ['<div class="policy-diff">']
     for i, group in enumerate(matcher.get_grouped_opcodes(context)):
         if i:
             parts.append('<p class="diff-gap">…</p>')
         for tag, i1, i2, j1, j2 in group:
             if tag == "equal":
-                parts.extend(f'<p class="diff-same">{escape(line) or "&nbsp;"}</p>' for line in old_lines[i1:i2])
+                parts.extend(paragraph("diff-same", t, h) for t, h in before[i1:i2])
                 continue
             if tag in ("replace", "delete"):
-                parts.extend(f'<p class="diff-del"><del>{escape(line)}</del></p>'
-                             for line in old_lines[i1:i2] if line.strip())
+                parts.extend(paragraph("diff-del", t, h, "del") for t, h in before[i1:i2])
             if tag in ("replace", "insert"):
-                parts.extend(f'<p class="diff-add"><ins>{escape(line)}</ins></p>'
-                             for line in new_lines[j1:j2] if line.strip())
+                parts.extend(paragraph("diff-add", t, h, "ins") for t, h in after[j1:j2])
     parts.append("</div>")
     return Markup("\n".join(parts))
 

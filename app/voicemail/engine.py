@@ -14,7 +14,6 @@ from pathlib import Path
 
 from app.config import Config
 from app.extraction import grounding, rules
-from app.extraction.text import fold
 from app.voicemail import audio, models
 
 log = logging.getLogger("capteo.voicemail")
@@ -207,10 +206,7 @@ def not_the_business(merged: dict, base: dict, business_name: str | None) -> dic
     said in the transcript ("Bonjour, c'est Gagnon et Fils?") it passes grounding, but it
     is not the caller's. A caller who shares a word with it ("Marc Gagnon" calling
     "Plomberie Gagnon") keeps their name."""
-    def words(text: str | None) -> list[str]:
-        return [fold(w) for w in re.findall(r"[^\W\d_]+", text or "")]
-
-    said = words(f"{merged.get('first_name') or ''} {merged.get('last_name') or ''}")
-    if said and set(said) <= set(words(business_name)):
+    said = grounding.words(f"{merged.get('first_name') or ''} {merged.get('last_name') or ''}")
+    if said and set(said) <= set(grounding.words(business_name)):
         return merged | {"first_name": base.get("first_name"), "last_name": base.get("last_name")}
     return merged
