@@ -327,6 +327,13 @@ ACTION_LABELS: dict[str, str] = {
     "voicemail.erase.retention": N_("Voice message erased (retention period over)"),
     "voicemail.erase.erasure": N_("Voice message erased (erasure request)"),
     "voicemail.erase.withdrawal": N_("Voice message erased (consent withdrawn)"),
+    "chat.view": N_("Chat conversation viewed"),
+    "chat.take_over": N_("Chat conversation taken over by a team member"),
+    "chat.reply": N_("Team reply sent in a chat conversation"),
+    "chat.erase.retention": N_("Chat conversation erased (retention period over)"),
+    "chat.erase.erasure": N_("Chat conversation erased (erasure request)"),
+    "chat.erase.withdrawal": N_("Chat conversation erased (consent withdrawn)"),
+    "chat.erase.closing": N_("Chat conversation erased (account closed)"),
     "webhook.create": N_("Webhook added"),
     "webhook.edit": N_("Webhook changed"),
     "webhook.rotate": N_("Webhook secret replaced"),
@@ -356,6 +363,8 @@ ACTOR_LABELS: dict[str, str] = {
     "system:voipms": N_("Phone system (VoIP.ms)"),
     "system:demo": N_("Demo data"),
     "public:form": N_("The client, by the web form"),
+    "public:chat": N_("The client, by the chat"),
+    "system:chat": N_("Chat (automatic)"),
     "public:privacy-request": N_("The person, by the privacy request page"),
     "public:status-page": N_("The client, by the status page of their request"),
     "public:password-reset": N_("The password reset page"),
@@ -376,6 +385,7 @@ ENTITY_LABELS: dict[str, str] = {
     "invitation": N_("Invitation"),
     "privacy_request": N_("Privacy request"),
     "custom_field": N_("Form question"),
+    "chat": N_("Chat conversation"),
 }
 # Field names entries carry that are not a lead's labelled fields (app/leads/fields.py has those).
 FIELD_LABELS: dict[str, str] = {
@@ -411,6 +421,9 @@ FIELD_LABELS: dict[str, str] = {
     "greeting_en": N_("Greeting in English"),
     "trade": N_("Trade"),
     "voipms_mailbox": N_("VoIP.ms mailbox number"),
+    "messages": N_("Messages"),
+    "session_id": N_("Session identifier"),
+    "consent": N_("Consent"),
 }
 
 

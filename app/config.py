@@ -248,12 +248,31 @@ class Integrations:
         return frozenset(int(part) for part in self.allowed_ports.split(","))
 
 
+def _chat_engine(v: str) -> str | None:
+    return None if v in ("auto", "guided") else "must be 'auto' or 'guided'"
+
+
+@dataclass(frozen=True)
+class Chat:
+    # "auto": the local language model drives the conversation when it is loaded; "guided": never.
+    engine: str = _key("auto", _chat_engine)
+    message_max_length: int = _key(1000, _positive)
+    max_messages: int = _key(120, _positive)
+    messages_per_minute: int = _key(20, _positive)
+    ip_messages_per_minute: int = _key(40, _positive)
+    conversations_per_hour: int = _key(10, _positive)
+    reply_timeout_seconds: float = _key(20.0, _positive)
+    quiet_minutes: int = _key(30, _positive)
+    resume_minutes: int = _key(30, _positive)
+    keep_days: int = _key(30, _positive)
+
+
 # Section name in capteo.toml -> its dataclass. The attribute of `Config` has the same name.
 SECTIONS: dict[str, type] = {
     "server": Server, "data": Data, "queue": Queue, "i18n": I18n, "models": Models, "voicemail": Voicemail,
     "voipms": Voipms, "auth": Auth, "map": Map, "forms": Forms, "twilio": Twilio, "smtp": Smtp, "geocoder": Geocoder,
     "retention": Retention, "privacy": Privacy, "demo": Demo, "integrations": Integrations,
-    "signup": Signup, "billing": Billing,
+    "signup": Signup, "billing": Billing, "chat": Chat,
 }
 
 
@@ -325,6 +344,7 @@ class Config:
     integrations: Integrations
     signup: Signup
     billing: Billing
+    chat: Chat
     # Where each value came from ("default", the file, or an environment variable), by "section.key".
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 

@@ -716,6 +716,54 @@ def m017_subscribers(conn: apsw.Connection) -> None:
     )
 
 
+@migration
+def m018_chat(conn: apsw.Connection) -> None:
+    # The third door (issue 13): a conversation on the business's site that becomes a lead.
+    # The page holds a random session token; only its SHA-256 is stored (session_hash), and
+    # that is the "session identifier" the policy names: anonymization replaces it.
+    _run(
+        conn,
+        # Postal code prefixes ("H2X", "J4") and city names, one per line: where the business works.
+        "ALTER TABLE businesses ADD COLUMN service_area TEXT NOT NULL DEFAULT ''",
+        # Hours within which the team calls back (NULL: not said).
+        "ALTER TABLE businesses ADD COLUMN callback_hours INTEGER",
+        """CREATE TABLE chat_conversations (
+            id INTEGER PRIMARY KEY,
+            business_id INTEGER NOT NULL REFERENCES businesses(id),
+            session_hash TEXT NOT NULL UNIQUE,
+            language TEXT NOT NULL DEFAULT 'fr' CHECK (language IN ('fr', 'en')),
+            engine TEXT NOT NULL DEFAULT 'guided' CHECK (engine IN ('guided', 'assistant')),
+            state TEXT NOT NULL DEFAULT 'open' CHECK (state IN ('open', 'lead', 'closed', 'erased')),
+            flow TEXT NOT NULL DEFAULT '{}',
+            consent_text TEXT NOT NULL,
+            consent_version TEXT NOT NULL,
+            consent_at TEXT NOT NULL,
+            answered_through INTEGER NOT NULL DEFAULT 0,
+            reply_due_at TEXT,
+            taken_over_by INTEGER REFERENCES users(id),
+            taken_over_at TEXT,
+            lead_id INTEGER REFERENCES leads(id),
+            created_at TEXT NOT NULL,
+            visitor_at TEXT NOT NULL,
+            visitor_seen_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )""",
+        "CREATE INDEX chat_conversations_business ON chat_conversations(business_id, updated_at)",
+        "CREATE INDEX chat_conversations_open ON chat_conversations(state, visitor_at)",
+        "CREATE INDEX chat_conversations_lead ON chat_conversations(lead_id)",
+        """CREATE TABLE chat_messages (
+            id INTEGER PRIMARY KEY,
+            conversation_id INTEGER NOT NULL REFERENCES chat_conversations(id),
+            business_id INTEGER NOT NULL REFERENCES businesses(id),
+            role TEXT NOT NULL CHECK (role IN ('visitor', 'assistant', 'team')),
+            body TEXT NOT NULL,
+            user_id INTEGER REFERENCES users(id),
+            created_at TEXT NOT NULL
+        )""",
+        "CREATE INDEX chat_messages_conversation ON chat_messages(conversation_id, id)",
+    )
+
+
 def apply(db_path: str | Path) -> list[str]:
     """Apply pending migrations, in order; returns the names applied (empty when up
     to date). Safe to run from two processes at once: each migration is applied by one.

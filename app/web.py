@@ -21,6 +21,7 @@ from app.billing import pages as billing_pages
 from app.businesses import closing_pages, signup_pages
 from app.businesses import pages as business_pages
 from app.businesses.ratelimit import Limits
+from app.chat import pages as chat_pages
 from app.clients import pages as client_pages
 from app.config import ROOT, Config
 from app.db import Database
@@ -69,8 +70,9 @@ def create_app(config: Config, *, run_worker: bool = True) -> Litestar:
         cookie_httponly=True,
         # Machine endpoints authenticate otherwise (tokens, signatures), never by cookie.
         # The public form works inside other sites' iframes, where cookies are not sent:
-        # its signed one-time token (form.check_token) is its CSRF protection.
-        exclude=["/healthz", "/api/", r"^/(fr|en)/f/"],
+        # its signed one-time token (form.check_token) is its CSRF protection. The chat's start
+        # form has the same token, and every later post the conversation's secret session token.
+        exclude=["/healthz", "/api/", r"^/(fr|en)/f/", r"^/(fr|en)/c/"],
     )
     app = Litestar(
         route_handlers=[
@@ -81,6 +83,7 @@ def create_app(config: Config, *, run_worker: bool = True) -> Litestar:
             *lead_pages.routes,
             *appointment_pages.routes,
             *form_pages.routes,
+            *chat_pages.routes,
             *client_pages.routes,
             *privacy_pages.routes,
             *voicemail_pages.routes,

@@ -39,6 +39,7 @@ MODELS_QUEUE_FILE = "queue-models.db"
 # thousands of geocoding tasks queued behind them.
 PRIORITY_HEARTBEAT = 100
 PRIORITY_SMS = 90
+PRIORITY_CHAT = 85  # a visitor is waiting on the page for the assistant's reply
 PRIORITY_VOICEMAIL = 80
 PRIORITY_WEBHOOK = 50  # a business's own tools: soon, after what people wait for
 PRIORITY_UPKEEP = 20  # retention, audit: due within the hour, never urgent
@@ -158,7 +159,8 @@ def catch_up() -> None:
     intake.sweep_geocoding()
     voicemail.sweep_voicemail()
     integrations.sweep_webhooks()
+    chat.sweep_chat()
 
 
 # Importing the task modules registers their tasks on `huey`.
-from jobs import intake, integrations, system, voicemail  # noqa: E402,F401
+from jobs import chat, intake, integrations, system, voicemail  # noqa: E402,F401

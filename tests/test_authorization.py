@@ -14,7 +14,7 @@ from datetime import date
 import pytest
 from litestar.testing import TestClient
 
-from app import appointments, businesses, integrations, leads, privacy
+from app import appointments, businesses, chat, integrations, leads, privacy
 from app import config as config_mod
 from app.businesses import auth
 from app.db import Database
@@ -31,7 +31,8 @@ OWNER_ONLY = re.compile(r"^/\{lang:str\}/app/(settings|audit|billing"  # setting
 PARAMS = {"lead_id": "lead", "appointment_id": "appointment", "field_id": "field", "user_id": "member2",
           "request_id": "privacy_request", "voicemail_id": "voicemail", "invitation_id": "invitation",
           "client_id": "client", "endpoint_id": "endpoint", "delivery_id": "delivery",
-          "version": "policy_version"}  # a policy version: each person dismisses its notice for themselves
+          "version": "policy_version",  # a policy version: each person dismisses its notice for themselves
+          "conversation_id": "conversation"}  # a chat conversation: members read, take over, answer it
 # An invitation a person received is theirs, not their business's: each opens one addressed to
 # them (business B invites them); anyone else, the outsider included, gets 404 on it.
 RECEIVED = re.compile(r"^/\{lang:str\}/app/invitations/")
@@ -93,6 +94,9 @@ def template_dir(tmp_path_factory, migrated_db):
     ids["endpoint"], _ = integrations.create_endpoint(db, cfg, a, url="https://93.184.215.14/hook",
                                                       events=["lead.created"], fields=[], actor="t")
     ids["delivery"] = integrations.send_test(db, a, ids["endpoint"], actor="t")
+    # A chat conversation of business A, open, with a visitor's message in it.
+    _, ids["conversation"] = chat.start(db, business_a, "fr", consent_version="t")
+    chat.post(db, cfg, chat.get(db, a, ids["conversation"]), "Fuite sous l'évier de Alice")
     (d / "policy.fr.md").write_text("# Politique\n")
     (d / "policy.en.md").write_text("# Policy\n")
     ids["policy_version"] = versions.publish(db, cfg, d / "policy.fr.md", d / "policy.en.md",
@@ -153,8 +157,6 @@ def _routes():
 
 
 ROUTES = _routes()
-
-
 @pytest.mark.parametrize("method, path", ROUTES)
 def test_anonymous_is_sent_to_sign_in(world, method, path):
     _app, client, ids, db = world
@@ -202,6 +204,14 @@ def test_outsider_sees_only_own_business_in_lists(world):
     assert "Alice" not in client.get("/fr/app/leads", headers=who["headers"]).text
     points = client.get("/fr/app/map/points", headers=who["headers"]).json()
     assert points == {"points": []}
+
+
+def test_outsider_sees_only_own_business_chats(world):
+    _app, client, ids, db = world
+    who = _as(client, db, ids, "outsider")
+    chats = client.get("/fr/app/chats", headers=who["headers"])
+    assert chats.status_code == 200 and f"/app/chats/{ids['conversation']}" not in chats.text
+    assert "Alice" not in chats.text
 
 
 def test_ics_feed_needs_the_secret(world):

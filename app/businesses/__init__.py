@@ -162,7 +162,7 @@ def count(db: Database) -> int:
 
 
 SETTINGS_FIELDS = ("name", "slug", "phone", "timezone", "language", "hours", "notify_phones", "embed_domains",
-                   "greeting_fr", "greeting_en", "trade", "voipms_mailbox")
+                   "greeting_fr", "greeting_en", "trade", "voipms_mailbox", "service_area", "callback_hours")
 
 
 def get(db: Database, business_id: int) -> dict:

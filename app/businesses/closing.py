@@ -30,7 +30,7 @@ from typing import IO, Any
 import apsw
 from litestar.exceptions import HTTPException
 
-from app import audit, billing, businesses, clock
+from app import audit, billing, businesses, chat, clock
 from app.billing import paddle
 from app.config import Config
 from app.db import Database
@@ -86,6 +86,13 @@ TABLES = (
                          "created_at", "audio_deleted_at"),
           "FROM voicemails WHERE business_id = ? ORDER BY id",
           "voicemail metadata and transcripts; the audio recordings are NOT in this archive"),
+    Table("chat_conversations", ("id", "state", "language", "lead_id", "consent_at", "consent_text",
+                                 "consent_version", "created_at", "updated_at"),
+          "FROM chat_conversations WHERE business_id = ? AND state != 'erased' ORDER BY id",
+          "conversations on the chat page; lead_id: the lead a conversation became"),
+    Table("chat_messages", ("id", "conversation_id", "role", "body", "created_at"),
+          "FROM chat_messages WHERE business_id = ? ORDER BY id",
+          "the chat's messages (role: visitor, assistant or team)"),
     Table("privacy_requests", ("id", "kind", "person", "contact", "details", "source", "received_on", "due_on",
                                "status", "answer", "answered_at", "created_at"),
           "FROM privacy_requests WHERE business_id = ? ORDER BY id", "the register of Law 25 requests"),
@@ -102,7 +109,8 @@ TABLES = (
 )
 _QUALIFIED = {"team": ("u.email", "u.name", "m.role")}
 BUSINESS_KEYS = ("name", "slug", "phone", "timezone", "language", "hours", "notify_phones", "embed_domains",
-                 "greeting_fr", "greeting_en", "trade", "created_at", "billing_state", "closed_at")
+                 "greeting_fr", "greeting_en", "trade", "service_area", "callback_hours", "created_at", "billing_state",
+                 "closed_at")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -282,6 +290,9 @@ def finalize(db: Database, config: Config, business_id: int) -> None:
                 """SELECT * FROM voicemails WHERE business_id = ? AND (audio_path IS NOT NULL OR caller_id IS NOT NULL
                    OR transcript IS NOT NULL OR extraction IS NOT NULL) ORDER BY id""", (business_id,))):
             retention.erase_voicemail(conn, config, vm, actor=ACTOR, reason="closing", now=now)
+        for conversation in list(conn.execute("SELECT id FROM chat_conversations WHERE business_id = ?"
+                                              " AND state != 'erased'", (business_id,))):
+            chat.erase(conn, conversation["id"], actor=ACTOR, business_id=business_id, reason="closing")
         conn.execute("UPDATE outbox SET to_phone = '', body = '' WHERE business_id = ?", (business_id,))
         conn.execute("DELETE FROM webhook_deliveries WHERE business_id = ?", (business_id,))
         conn.execute("DELETE FROM webhook_events WHERE business_id = ?", (business_id,))
@@ -304,7 +315,7 @@ def finalize(db: Database, config: Config, business_id: int) -> None:
                 forgotten += 1
         businesses.erase_contact(conn, business_id)
         audit.record(conn, actor=ACTOR, action="business.close.final", entity="business", entity_id=business_id,
-                     business_id=business_id, fields=["leads", "voicemails", "clients", "messages", "webhooks",
+                     business_id=business_id, fields=["leads", "voicemails", "chats", "clients", "messages", "webhooks",
                                                       "privacy_requests", "team", "phone", "notify_phones"])
     retention.checkpoint(db)
 

@@ -21,6 +21,7 @@ from litestar.response import Redirect, Template
 from app import businesses, http, i18n, normalize
 from app.businesses import auth, hours, recovery, signup
 from app.businesses.ratelimit import client_ip
+from app.chat import answers
 from app.config import Config
 from app.db import Database
 from app.http import DB, Conf, Form, RateLimits, SignedIn, lang
@@ -43,6 +44,8 @@ def _form_values(business: dict) -> dict:
         "notify_phones": "\n".join(i18n.format_phone(p) for p in json.loads(business["notify_phones"] or "[]")),
         "embed_domains": "\n".join(json.loads(business["embed_domains"] or "[]")),
         "trade": business["trade"] or "", "voipms_mailbox": business["voipms_mailbox"] or "",
+        "service_area": business["service_area"] or "",
+        "callback_hours": "" if business["callback_hours"] is None else str(business["callback_hours"]),
         "greeting_fr": business["greeting_fr"] or greeting_default(business["name"], "fr"),
         "greeting_en": business["greeting_en"] or greeting_default(business["name"], "en"),
     }
@@ -102,6 +105,17 @@ def _validate(data: dict[str, str]) -> tuple[dict, dict]:
     if mailbox and not mailbox.isdigit():
         errors["voipms_mailbox"] = N_("A VoIP.ms mailbox is a number.")
     values["voipms_mailbox"] = mailbox or None
+    # What the chat may say about the business (app.chat.answers): only what is set here.
+    area_text = normalize.clean(data.get("service_area", ""), multiline=True)
+    area = answers.parse_area(area_text)
+    if len([p for p in re.split(r"[\n,;]", area_text) if p.strip()]) > 100 or any(len(p) > 80 for p in area):
+        errors["service_area"] = N_("List at most 100 places, each under 80 characters.")
+    values["service_area"] = "\n".join(area)
+    delay = data.get("callback_hours", "").strip()
+    hours_ok = re.fullmatch(r"[0-9]{1,3}", delay) is not None and 1 <= int(delay) <= 720
+    if delay and not hours_ok:
+        errors["callback_hours"] = N_("Enter a number of hours from 1 to 720, or leave it empty.")
+    values["callback_hours"] = int(delay) if hours_ok else None
     for language in i18n.LANGUAGES:
         values[f"greeting_{language}"] = normalize.clean(data.get(f"greeting_{language}", ""),
                                                          multiline=True)[:1000] or None

@@ -74,15 +74,19 @@ class RateLimiter:
 
 @dataclass(frozen=True)
 class Limits:
-    """The process's counters: public submissions (form, privacy requests) and sign-in failures."""
+    """The process's counters: public submissions (form, privacy requests, chat) and sign-in failures."""
 
     forms: RateLimiter
     login: RateLimiter
+    chat_starts: RateLimiter  # conversations started, per business and IP
+    chat_messages: RateLimiter  # chat messages, per IP (all conversations together)
 
     @classmethod
     def from_config(cls, config: Config) -> Limits:
         return cls(forms=RateLimiter(config.forms.rate_limit, config.forms.rate_window),
-                   login=RateLimiter(config.auth.login_attempts, config.auth.login_window))
+                   login=RateLimiter(config.auth.login_attempts, config.auth.login_window),
+                   chat_starts=RateLimiter(config.chat.conversations_per_hour, 3600),
+                   chat_messages=RateLimiter(config.chat.ip_messages_per_minute, 60))
 
 
 def client_ip(request) -> str:

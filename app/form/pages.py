@@ -69,15 +69,24 @@ def form_page(db: DB, config: Conf, slug: FromPath[str],
               embed: FromQuery[str | None] = None) -> Template | Redirect:
     business = _business(db, slug)
     is_embed = embed == "1"
-    if business["slug"] != slug:
-        # An old address: permanent, but cached an hour only (the business may take it back).
-        target = f"/{i18n.current_language.get()}/f/{business['slug']}" + ("?embed=1" if is_embed else "")
-        return Redirect(target, status_code=301,
-                        headers={**_frame_headers(business, is_embed), "cache-control": "max-age=3600"})
-    if not billing.public_doors_open(config, business, clock.now()):
-        return _no_longer_online(business, is_embed, _frame_headers(business, is_embed), 200)
+    elsewhere = public_door(config, business, slug, "f", is_embed)
+    if elsewhere is not None:
+        return elsewhere
     return Template("form/page.html", context=_context(db, config, business, embed=is_embed),
                     headers=_frame_headers(business, is_embed))
+
+
+def public_door(config: Config, business: dict, slug: str, door: str, embed: bool) -> Template | Redirect | None:
+    """What a public page (the form "f", the chat "c") shows instead of itself: a redirect from
+    an old address, or the "no longer online" page once billing lapsed long ago; None: itself."""
+    if business["slug"] != slug:
+        # An old address: permanent, but cached an hour only (the business may take it back).
+        target = f"/{i18n.current_language.get()}/{door}/{business['slug']}" + ("?embed=1" if embed else "")
+        return Redirect(target, status_code=301,
+                        headers={**_frame_headers(business, embed), "cache-control": "max-age=3600"})
+    if not billing.public_doors_open(config, business, clock.now()):
+        return _no_longer_online(business, embed, _frame_headers(business, embed), 200)
+    return None
 
 
 def _no_longer_online(business: dict, embed: bool, headers: dict[str, str], status_code: int) -> Template:

@@ -18,8 +18,9 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
 import jobs.intake
-from app import appointments, audit, businesses, clock, form, http, i18n, leads, normalize, voicemail
+from app import appointments, audit, businesses, chat, clock, form, http, i18n, leads, normalize, voicemail
 from app.businesses import signup
+from app.chat import pages as chat_pages
 from app.db import Database
 from app.http import DB, Conf, Form, SignedIn, lang
 from app.leads import LeadError, custom_fields, glance
@@ -104,10 +105,22 @@ def lead_context(db: Database, session: dict, lead_id: int, **extra: Any) -> dic
         "events": leads.timeline(db, session["business_id"], lead_id),
         "appointments": appointments.for_lead(db, session["business_id"], lead_id),
         "voicemails": voicemail.for_lead(db, session["business_id"], lead_id),
+        "chat": _chat_thread(db, session, lead),
         "team": businesses.team(db, session["business_id"]),
         "default_day": (local_now + timedelta(days=1)).date().isoformat(),
         "errors": {}, "overlaps": [], "values": {}, "editing": False, **extra,
     }
+
+
+def _chat_thread(db: Database, session: dict, lead: dict) -> dict | None:
+    """The conversation a chat lead came from, as a readable thread (None once erased)."""
+    if lead["channel"] != "chat" or lead["status"] == "anonymized":
+        return None
+    conversation = chat.for_lead(db, session["business_id"], lead["id"])
+    if conversation is None or conversation["state"] == "erased":
+        return None
+    return {"conversation": conversation,
+            "messages": chat_pages.message_views(db, conversation["id"], session["timezone"])}
 
 
 def render_lead(request: Request, context: dict, status_code: int = 200) -> Template:
@@ -137,6 +150,10 @@ def lead_page(request: Request, session: SignedIn, db: DB, lead_id: FromPath[int
         audit.record(conn, actor=f"user:{session['user_id']}", action="lead.view", entity="lead",
                      entity_id=lead_id, business_id=session["business_id"],
                      fields=[f for f in leads.PERSONAL_FIELDS if context["lead"].get(f)])
+    if context["chat"]:
+        # The conversation's messages are personal information of their own: their view is audited too.
+        chat.record_view(db, session["business_id"], context["chat"]["conversation"]["id"],
+                         actor=f"user:{session['user_id']}")
     leads.mark_read(db, session["business_id"], lead_id, user_id=session["user_id"])
     return render_lead(request, context)
 

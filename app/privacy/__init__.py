@@ -9,10 +9,17 @@ Export schema (version 1, stable; new keys may be added, none renamed or removed
                 "callback_time", "custom_fields": [{"question", "answer"}], "consent":
                 {"given_at", "text", "version"}, "notes": [{"at", "text"}],
                 "appointments": [{"starts_at", "ends_at", "status"}],
-                "voicemails": [{"received_at", "caller_id", "duration_s", "transcript"}]}],
-     "voicemails": [{"received_at", "caller_id", "duration_s", "transcript"}]}   (those that never became a lead)
+                "voicemails": [{"received_at", "caller_id", "duration_s", "transcript"}],
+                "chat_messages": [{"at", "role", "text"}]}],          (added: the chat it came from)
+     "voicemails": [{"received_at", "caller_id", "duration_s", "transcript"}],   (those that never became a lead)
+     "conversations": [{"started_at", "language", "state", "values": {field: value},   (added: chats that
+                        "consent": {"given_at", "text", "version"},                      never became a lead)
+                        "messages": [{"at", "role", "text"}]}]}
+A message's role is "visitor", "assistant" or "team" (never which team member).
 CSV: one row per lead with the scalar columns above (lists joined with " | "), then one per
-voicemail that never became a lead (channel "voicemail", its caller id as phone). UTF-8 with a
+voicemail that never became a lead (channel "voicemail", its caller id as phone), then one
+per chat that never became a lead (channel "chat"); the last column, chat_messages, holds
+"role: text" lines joined with " | ". UTF-8 with a
 BOM (Excel reads the accents); a cell a spreadsheet would read as a formula (starting with
 = + - @, a tab or a carriage return) is prefixed with an apostrophe. The JSON is never altered.
 """
@@ -26,7 +33,7 @@ from datetime import date, datetime, timedelta
 
 from markdown_it import MarkdownIt
 
-from app import audit, clock, normalize, voicemail
+from app import audit, chat, clock, normalize, voicemail
 from app.config import Config
 from app.db import Database
 from app.i18n import N_, gettext_in
@@ -49,7 +56,7 @@ _EXPORTED_FIELDS = tuple(f.name for f in LEAD_FIELDS if f.exported)
 # The CSV's scalar columns, each the export's key of the same name; the lists follow.
 _SCALAR_COLUMNS = ("reference", "received_at", "channel", "status", "language", *_EXPORTED_FIELDS)
 CSV_COLUMNS = (*_SCALAR_COLUMNS, "custom_fields", "consent_given_at", "consent_text", "consent_version", "notes",
-               "appointments", "voicemail_transcripts")
+               "appointments", "voicemail_transcripts", "chat_messages")
 
 
 class RequestError(ValueError):
@@ -146,6 +153,49 @@ def voicemails_without_lead(db: Database, business_id: int, *, phone: str | None
     return voicemail.without_lead_from(db, business_id, e164) if e164 else []
 
 
+def conversations_without_lead(db: Database, business_id: int, *, phone: str | None, email: str | None
+                               ) -> list[dict]:
+    """This business's chat conversations in which the person gave this phone or email and
+    that never became a lead (those that did are reached through their lead), or whose lead
+    was anonymized before anonymization erased conversations too. Erased ones hold nothing."""
+    e164 = normalize.phone(phone) if phone else None
+    email_norm = (email or "").strip().lower() or None
+    if not e164 and not email_norm:
+        return []
+    return db.query(
+        """SELECT c.* FROM chat_conversations c LEFT JOIN leads l ON l.id = c.lead_id AND l.business_id = c.business_id
+           WHERE c.business_id = ? AND c.state != 'erased' AND (c.lead_id IS NULL OR l.status = 'anonymized')
+             AND ((? IS NOT NULL AND CASE WHEN json_valid(c.flow) THEN json_extract(c.flow, '$.values.phone') END = ?)
+                  OR (? IS NOT NULL
+                      AND lower(CASE WHEN json_valid(c.flow) THEN json_extract(c.flow, '$.values.email') END) = ?))
+           ORDER BY c.created_at, c.id""",
+        (business_id, e164, e164, email_norm, email_norm))
+
+
+def _chat_messages(db: Database, business_id: int, conversation_ids: list[int]) -> list[dict]:
+    """The messages as the person saw them (an assistant's quick answers left out)."""
+    if not conversation_ids:
+        return []
+    rows = db.query(
+        f"""SELECT created_at, role, body FROM chat_messages WHERE business_id = ?
+            AND conversation_id IN ({", ".join("?" for _ in conversation_ids)}) ORDER BY conversation_id, id""",
+        (business_id, *conversation_ids))
+    return [{"at": r["created_at"], "role": r["role"],
+             "text": chat.split_choices(r["body"])[0] if r["role"] == "assistant" else r["body"]} for r in rows]
+
+
+def _conversation_export(db: Database, conv: dict) -> dict:
+    try:
+        values = json.loads(conv["flow"] or "{}").get("values") or {}
+    except (ValueError, AttributeError):
+        values = {}
+    return {"started_at": conv["created_at"], "language": conv["language"], "state": conv["state"],
+            "values": {k: v for k, v in values.items() if isinstance(v, str)},
+            "consent": {"given_at": conv["consent_at"], "text": conv["consent_text"],
+                        "version": conv["consent_version"]},
+            "messages": _chat_messages(db, conv["business_id"], [conv["id"]])}
+
+
 def _voicemail_export(vm: dict) -> dict:
     return {"received_at": vm["created_at"], "caller_id": vm["caller_id"], "duration_s": vm["duration_s"],
             "transcript": vm["transcript"]}
@@ -169,18 +219,23 @@ def _lead_export(db: Database, lead: dict) -> dict:
         "voicemails": db.query(
             "SELECT created_at AS received_at, caller_id, duration_s, transcript FROM voicemails"
             " WHERE lead_id = ? ORDER BY id", (lead["id"],)),
+        "chat_messages": _chat_messages(db, lead["business_id"], [r["id"] for r in db.query(
+            "SELECT id FROM chat_conversations WHERE lead_id = ? AND business_id = ? AND state != 'erased'"
+            " ORDER BY id", (lead["id"], lead["business_id"]))]),
     }
 
 
 def export(db: Database, business: dict, rows: list[dict], *, phone: str | None, email: str | None,
-           actor: str, voicemails: list[dict] | None = None) -> dict:
-    """The person's data in the documented schema (`voicemails`: those that never became
-    a lead); the export itself is audited."""
+           actor: str, voicemails: list[dict] | None = None, conversations: list[dict] | None = None) -> dict:
+    """The person's data in the documented schema (`voicemails`, `conversations`: those that
+    never became a lead); the export itself is audited."""
     voicemails = voicemails or []
+    conversations = [c for c in conversations or [] if c["business_id"] == business["id"]]
     data = {"schema": EXPORT_SCHEMA, "business": {"name": business["name"], "slug": business["slug"]},
             "generated_at": clock.now_iso(), "query": {"phone": phone or None, "email": email or None},
             "leads": [_lead_export(db, lead) for lead in rows],
-            "voicemails": [_voicemail_export(vm) for vm in voicemails]}
+            "voicemails": [_voicemail_export(vm) for vm in voicemails],
+            "conversations": [_conversation_export(db, conv) for conv in conversations]}
     with db.write() as conn:
         audit.record(conn, actor=actor, action="person.export", entity="lead",
                      entity_id=",".join(str(r["id"]) for r in rows), business_id=business["id"],
@@ -189,6 +244,10 @@ def export(db: Database, business: dict, rows: list[dict], *, phone: str | None,
             audit.record(conn, actor=actor, action="person.export", entity="voicemail",
                          entity_id=",".join(str(vm["id"]) for vm in voicemails), business_id=business["id"],
                          fields=["caller_id", "transcript"])
+        if conversations:
+            audit.record(conn, actor=actor, action="person.export", entity="chat",
+                         entity_id=",".join(str(c["id"]) for c in conversations), business_id=business["id"],
+                         fields=["messages", "phone", "email", "consent"])
     return data
 
 
@@ -215,13 +274,25 @@ def export_csv(data: dict) -> str:
             " | ".join(n["text"] for n in lead["notes"]),
             " | ".join(f"{a['starts_at']} ({a['status']})" for a in lead["appointments"]),
             " | ".join(v["transcript"] or "" for v in lead["voicemails"]),
+            _chat_cell(lead.get("chat_messages", [])),
         )])
     for vm in data.get("voicemails", []):
         row = dict.fromkeys(CSV_COLUMNS, "")
         row.update(received_at=vm["received_at"], channel="voicemail", phone=vm["caller_id"],
                    voicemail_transcripts=vm["transcript"])
         writer.writerow([_cell(row[c]) for c in CSV_COLUMNS])
+    for conv in data.get("conversations", []):
+        row = dict.fromkeys(CSV_COLUMNS, "")
+        row.update({k: v for k, v in conv["values"].items() if k in _EXPORTED_FIELDS})
+        row.update(received_at=conv["started_at"], channel="chat", status=conv["state"], language=conv["language"],
+                   consent_given_at=conv["consent"]["given_at"], consent_text=conv["consent"]["text"],
+                   consent_version=conv["consent"]["version"], chat_messages=_chat_cell(conv["messages"]))
+        writer.writerow([_cell(row[c]) for c in CSV_COLUMNS])
     return "\ufeff" + out.getvalue()
+
+
+def _chat_cell(messages: list[dict]) -> str:
+    return " | ".join(f"{m['role']}: {m['text']}" for m in messages)
 
 
 def flag_for_review(db: Database, business_id: int, lead_ids: list[int], *, actor: str) -> None:

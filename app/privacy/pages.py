@@ -79,7 +79,8 @@ def request_submit(request: Request, db: DB, limits: RateLimits, data: Form) -> 
 
 def _tools_context(db: Database, session: dict, **extra: object) -> dict:
     return {"session": session, "requests": privacy.requests(db, session["business_id"]), "kinds": privacy.KINDS,
-            "found": None, "voicemails": [], "related": [], "phone": "", "email": "", "reference": "",
+            "found": None, "voicemails": [], "conversations": [], "related": [], "phone": "", "email": "",
+            "reference": "",
             "error": None, "done": None,
             "is_owner": session["role"] == "owner", **extra}
 
@@ -100,20 +101,25 @@ def find(session: SignedIn, db: DB, data: Form) -> Template:
         lead = leads.by_reference(db, session["business_id"], reference)
         if lead is not None and lead["status"] != "anonymized":
             phone, email = lead["phone"] or "", lead["email"] or ""
-    found, voicemails, related = None, [], []
+    found, voicemails, conversations, related = None, [], [], []
     if reference and not (phone or email):
         found = []
     if phone or email:
         found = privacy.find_person(db, session["business_id"], phone=phone, email=email)
         voicemails = privacy.voicemails_without_lead(db, session["business_id"], phone=phone)
+        conversations = privacy.conversations_without_lead(db, session["business_id"], phone=phone, email=email)
         related = privacy.related_requests(db, session["business_id"], found)
         with db.write() as conn:
             audit.record(conn, actor=f"user:{session['user_id']}", action="person.search", entity="lead",
                          entity_id=",".join(str(r["id"]) for r in found), business_id=session["business_id"],
                          fields=["phone", "email"])
+            if conversations:
+                audit.record(conn, actor=f"user:{session['user_id']}", action="person.search", entity="chat",
+                             entity_id=",".join(str(c["id"]) for c in conversations),
+                             business_id=session["business_id"], fields=["phone", "email"])
     return Template("privacy/tools.html", context=_tools_context(
-        db, session, found=found, voicemails=voicemails, related=related, phone=phone, email=email,
-        reference=reference))
+        db, session, found=found, voicemails=voicemails, conversations=conversations, related=related,
+        phone=phone, email=email, reference=reference))
 
 
 @post("/app/privacy/requests", name="privacy_request_add", sync_to_thread=True, status_code=200)
@@ -153,8 +159,9 @@ def export(session: SignedIn, db: DB, data: Form) -> Response:
     phone, email, format = data.get("phone") or None, data.get("email") or None, data.get("format", "json")
     rows = privacy.find_person(db, session["business_id"], phone=phone, email=email)
     voicemails = privacy.voicemails_without_lead(db, session["business_id"], phone=phone)
+    conversations = privacy.conversations_without_lead(db, session["business_id"], phone=phone, email=email)
     person = privacy.export(db, businesses.get(db, session["business_id"]), rows, phone=phone, email=email,
-                            actor=f"user:{session['user_id']}", voicemails=voicemails)
+                            actor=f"user:{session['user_id']}", voicemails=voicemails, conversations=conversations)
     stamp = person["generated_at"][:10]
     if format == "csv":
         return Response(privacy.export_csv(person), media_type="text/csv; charset=utf-8", headers={
@@ -172,15 +179,17 @@ def _erase(db: DB, config: Conf, session: SignedIn, data: dict, reason: str) -> 
             db, session, error=i18n.gettext(N_("Give the person's phone or email."))))
     rows = _person(db, session, data)
     voicemails = privacy.voicemails_without_lead(db, session["business_id"], phone=phone)
+    conversations = privacy.conversations_without_lead(db, session["business_id"], phone=phone, email=email)
     if data.get("confirm") != "yes":
         recordings = (sum(1 for vm in voicemails if vm["audio_path"])
                       + sum(1 for r in rows for vm in voicemail.for_lead(db, session["business_id"], r["id"])
                             if vm["audio_path"]))
         return Template("privacy/erase_confirm.html", context={
             "session": session, "phone": phone, "email": email, "reason": reason, "leads": rows,
-            "voicemails": voicemails, "recordings": recordings})
+            "voicemails": voicemails, "conversations": conversations, "recordings": recordings})
     retention.erase_person(db, config, session["business_id"], [r["id"] for r in rows],
-                           voicemail_ids=[vm["id"] for vm in voicemails], actor=f"user:{session['user_id']}",
+                           voicemail_ids=[vm["id"] for vm in voicemails],
+                           conversation_ids=[c["id"] for c in conversations], actor=f"user:{session['user_id']}",
                            reason=reason)
     return Redirect(f"/{lang()}/app/privacy?done={reason}", status_code=303)
 

@@ -8,8 +8,14 @@ Anonymization is irreversible and leaves no link back: the personal fields are
 erased (not hashed, not moved elsewhere), the lead's session id is replaced by a
 fresh random one, the search index forgets the words (FTS5 secure-delete, set by `migrations.apply`), note
 bodies and the client's phone on its SMS are erased, the transcript goes with the
-lead, and `secure_delete` plus a WAL checkpoint make sure the old bytes are
-overwritten in the database file and gone from its WAL.
+lead, the chat conversation it came from is erased too (its messages deleted, what it
+gathered cleared, its session identifier replaced: `app.chat.erase`), and
+`secure_delete` plus a WAL checkpoint make sure the old bytes are overwritten in the
+database file and gone from its WAL.
+
+Chat conversations that never became a lead are erased after [chat] keep_days by the
+chat's own sweep; this sweep catches up on any it left (a server that was down, a
+sweep that never ran) and checkpoints the WAL after them as after everything else.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from datetime import datetime, timedelta
 
 import apsw
 
-from app import audit, clock, i18n, voicemail
+from app import audit, chat, clock, i18n, voicemail
 from app.config import Config
 from app.db import Database
 from app.i18n import N_
@@ -41,10 +47,12 @@ class SweepReport:
     audio_deleted: list[int] = field(default_factory=list)
     voicemails_erased: list[int] = field(default_factory=list)
     orphan_files_deleted: list[str] = field(default_factory=list)
+    chats_erased: list[int] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
-        return bool(self.anonymized or self.audio_deleted or self.voicemails_erased or self.orphan_files_deleted)
+        return bool(self.anonymized or self.audio_deleted or self.voicemails_erased or self.orphan_files_deleted
+                    or self.chats_erased)
 
 
 def _delete_audio(conn: apsw.Connection, config: Config, vm: dict, *, actor: str, now: str) -> None:
@@ -84,6 +92,10 @@ def anonymize(conn: apsw.Connection, config: Config, lead: dict, *, actor: str, 
         if voicemail.erase_personal(conn, config.audio_dir, vm["id"], now=now):
             audit.record(conn, actor=actor, action="voicemail.audio.delete", entity="voicemail",
                          entity_id=vm["id"], business_id=vm["business_id"], fields=["audio"])
+    # The chat the lead came from holds the same words, and its session identifier would link back.
+    for conv in list(conn.execute("SELECT id FROM chat_conversations WHERE lead_id = ? AND business_id = ?"
+                                  " AND state != 'erased'", (lead["id"], lead["business_id"]))):
+        chat.erase(conn, conv["id"], actor=actor, business_id=lead["business_id"], reason=reason)
     audit.record(conn, actor=actor, action=f"lead.anonymize.{reason}", entity="lead", entity_id=lead["id"],
                  business_id=lead["business_id"],
                  fields=[*ERASED_FIELDS, "custom_fields", "need", "session_id", "voicemail.transcript",
@@ -123,6 +135,16 @@ def sweep(db: Database, config: Config, as_of: datetime | None = None) -> SweepR
                 _delete_audio(conn, config, vm, actor="system:retention", now=now)
             if vm["audio_path"]:
                 report.audio_deleted.append(vm["id"])
+        chat_cutoff = (as_of - timedelta(days=config.chat.keep_days)).isoformat(timespec="seconds")
+        # An open one that has a phone number is the chat sweep's to make a lead of first.
+        for conv in list(conn.execute(
+                "SELECT id, business_id FROM chat_conversations WHERE lead_id IS NULL AND state != 'erased'"
+                " AND visitor_at < ? AND NOT (state = 'open'"
+                " AND CASE WHEN json_valid(flow) THEN json_extract(flow, '$.values.phone') END IS NOT NULL)"
+                " ORDER BY id", (chat_cutoff,))):
+            chat.erase(conn, conv["id"], actor="system:retention", business_id=conv["business_id"],
+                       reason="retention")
+            report.chats_erased.append(conv["id"])
     for path in voicemail.orphan_audio(db, config.audio_dir, ORPHAN_AUDIO_GRACE):
         path.unlink(missing_ok=True)
         report.orphan_files_deleted.append(path.name)
@@ -132,10 +154,12 @@ def sweep(db: Database, config: Config, as_of: datetime | None = None) -> SweepR
 
 
 def erase_person(db: Database, config: Config, business_id: int, lead_ids: list[int], *, actor: str,
-                 reason: str = "erasure", voicemail_ids: list[int] | None = None) -> list[int]:
+                 reason: str = "erasure", voicemail_ids: list[int] | None = None,
+                 conversation_ids: list[int] | None = None) -> list[int]:
     """Erase now (a person's request, a consent withdrawal): their leads of this business
-    anonymized, their voicemails that never became a lead erased, the audio deleted once
-    that is committed, then the WAL checkpointed. Returns the leads anonymized."""
+    anonymized (with the chats they came from), their voicemails and chat conversations
+    that never became a lead erased, the audio deleted once that is committed, then the
+    WAL checkpointed. Returns the leads anonymized."""
     done = []
     now = clock.now_iso()
     with db.write() as conn:
@@ -148,5 +172,9 @@ def erase_person(db: Database, config: Config, business_id: int, lead_ids: list[
             for vm in list(conn.execute("SELECT * FROM voicemails WHERE id = ? AND business_id = ?",
                                         (vm_id, business_id))):
                 erase_voicemail(conn, config, vm, actor=actor, reason=reason, now=now)
+        for conversation_id in conversation_ids or []:
+            for conv in list(conn.execute("SELECT id FROM chat_conversations WHERE id = ? AND business_id = ?"
+                                          " AND state != 'erased'", (conversation_id, business_id))):
+                chat.erase(conn, conv["id"], actor=actor, business_id=business_id, reason=reason)
     checkpoint(db)
     return done
