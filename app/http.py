@@ -304,7 +304,10 @@ def error_page(request: Request, exc: Exception) -> Response:
             and not path.startswith(NOT_LOCALIZED) and not isinstance(exc, UnknownLanguage):
         return bare(request, path)
     i18n.current_language.set(_error_language(request))
-    return Template("error.html", context={"status": status}, status_code=status)
+    # An embeddable page's error keeps the framing it chose (exc.headers: its CSP), so the
+    # business's site shows the error, not a blocked frame.
+    headers = exc.headers if isinstance(exc, HTTPException) and status < 500 else None
+    return Template("error.html", context={"status": status}, status_code=status, headers=headers)
 
 
 def sign_in_redirect(request: Request) -> Response:

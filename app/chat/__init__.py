@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,6 +40,8 @@ from app.i18n import N_
 from app.leads import custom_fields
 from app.leads.fields import LEAD_FIELDS
 from app.messaging import outbox
+
+log = logging.getLogger("capteo.chat")
 
 CONSENT_VERSION = "chat-2026-12-01"
 ROLES = ("visitor", "assistant", "team")
@@ -368,7 +371,8 @@ def team_reply(db: Database, business_id: int, conversation_id: int, text: str, 
 
 
 def make_lead(db: Database, config: Config, business: dict, conversation_id: int, *, user_id: int) -> int | None:
-    """The team turns a conversation they took over into a lead (what it gathered so far)."""
+    """A team member makes an open conversation a lead now, with what it gathered so far (the
+    visitor may have given their details to the person who took it over)."""
     with db.write() as conn:
         rows = list(conn.execute("SELECT * FROM chat_conversations WHERE id = ? AND business_id = ? AND state = 'open'",
                                  (conversation_id, business["id"])))
@@ -393,23 +397,20 @@ def sweep(db: Database, config: Config, businesses_by_id: Callable[[int], dict],
     report = SweepReport([], [], [], [])
     quiet = (now - timedelta(minutes=config.chat.quiet_minutes)).isoformat(timespec="seconds")
     late = (now - timedelta(seconds=config.chat.reply_timeout_seconds)).isoformat(timespec="seconds")
+    # Each conversation on its own: one that fails (logged) never stops the others, at any business.
     for conv in db.query("SELECT id, business_id FROM chat_conversations WHERE state = 'open'"
                          " AND reply_due_at IS NOT NULL AND reply_due_at < ? AND taken_over_by IS NULL", (late,)):
-        respond(db, config, businesses_by_id(conv["business_id"]), conv["id"])
-        report.late.append(conv["id"])
-    for conv in db.query("SELECT * FROM chat_conversations WHERE state = 'open' AND visitor_at < ?"
+        try:
+            respond(db, config, businesses_by_id(conv["business_id"]), conv["id"])
+            report.late.append(conv["id"])
+        except Exception:
+            log.exception("chat sweep: the late reply of conversation %s failed", conv["id"])
+    for conv in db.query("SELECT id, business_id FROM chat_conversations WHERE state = 'open' AND visitor_at < ?"
                          " AND visitor_seen_at < ?", (quiet, quiet)):
-        flow = flow_mod.Flow.load(json.loads(conv["flow"]))
-        with db.write() as conn:
-            if flow.has_contact:
-                lead_id = _create_lead(conn, config, businesses_by_id(conv["business_id"]), conv,
-                                       actor="system:chat")
-                if lead_id:
-                    report.leads.append(lead_id)
-            else:
-                conn.execute("UPDATE chat_conversations SET state = 'closed', reply_due_at = NULL, updated_at = ?"
-                             " WHERE id = ? AND state = 'open'", (now.isoformat(timespec="seconds"), conv["id"]))
-                report.closed.append(conv["id"])
+        try:
+            _quiet(db, config, businesses_by_id(conv["business_id"]), conv["id"], quiet, now, report)
+        except Exception:
+            log.exception("chat sweep: quiet conversation %s failed", conv["id"])
     cutoff = (now - timedelta(days=config.chat.keep_days)).isoformat(timespec="seconds")
     old = db.query("SELECT id, business_id FROM chat_conversations WHERE lead_id IS NULL AND state != 'erased'"
                    " AND visitor_at < ?", (cutoff,))
@@ -421,6 +422,26 @@ def sweep(db: Database, config: Config, businesses_by_id: Callable[[int], dict],
         # secure_delete overwrote the rows in the file; the WAL must not keep them either.
         db.reader().execute("PRAGMA wal_checkpoint(TRUNCATE)")
     return report
+
+
+def _quiet(db: Database, config: Config, business: dict, conversation_id: int, quiet: str, now: datetime,
+           report: SweepReport) -> None:
+    """A conversation silent since `quiet`: a lead if it gave a phone number, else closed. Read
+    again under the write lock: the visitor may have written since the sweep listed it."""
+    with db.write() as conn:
+        rows = list(conn.execute("SELECT * FROM chat_conversations WHERE id = ? AND state = 'open'"
+                                 " AND visitor_at < ? AND visitor_seen_at < ?", (conversation_id, quiet, quiet)))
+        if not rows:
+            return
+        conv = rows[0]
+        if flow_mod.Flow.load(json.loads(conv["flow"])).has_contact:
+            lead_id = _create_lead(conn, config, business, conv, actor="system:chat")
+            if lead_id:
+                report.leads.append(lead_id)
+        else:
+            conn.execute("UPDATE chat_conversations SET state = 'closed', reply_due_at = NULL, updated_at = ?"
+                         " WHERE id = ?", (now.isoformat(timespec="seconds"), conversation_id))
+            report.closed.append(conversation_id)
 
 
 def erase(conn: apsw.Connection, conversation_id: int, *, actor: str, business_id: int, reason: str) -> None:

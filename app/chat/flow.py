@@ -42,17 +42,30 @@ QUESTIONS = {
 SUMMARY_LABELS = {"need": N_("Request"), "name": N_("Name"), "phone": N_("Phone"), "email": N_("Email"),
                   "address": N_("Address"), "callback_time": N_("Best time to call you back")}
 
-_NO = re.compile(r"^\W*(no+n?|nope|aucune?|pas d[e'’]\s*\w*|skip|passer|none|rien|je pr[ée]f[èe]re pas"
-                 r"|i'?d rather not|non merci|no thanks?)\W*$", re.IGNORECASE)
-_YES = re.compile(r"^\W*(oui|yes|yep|yeah|ok(ay)?|d'accord|correct|c'est (bon|correct|[çc]a)|exact|parfait"
-                  r"|confirm(e|er|é)?|that's (right|correct)|all good|vas-y|go|envoy\w*|send\w*)\b"
-                  r"(?!.*\b(pas|non|not|no|but|mais|sauf|except)\b)", re.IGNORECASE)
+# "No" to an optional question, the ways people say it ("Non, merci", "j'en ai pas", "no email").
+_NO = re.compile(
+    r"^\W*(?:no+n?|nope|nan|aucune?|rien|none|n/?a|skip|passer|pas besoin|pas n[ée]cessaire|no need"
+    r"|(?:je )?n?['’]?en ai pas|j['’]en ai pas|(?:je )?n['’]en ai pas|pas d['’e]\s*\w*|no \w+"
+    r"|(?:i )?don['’]?t have (?:one|any|an? \w+)|i have none|je pr[ée]f[èe]re (?:ne )?pas|(?:i['’]?d )?rather not)"
+    r"(?:\W+(?:merci|thanks?|thank you))?\W*$", re.IGNORECASE)
+_SKIP = re.compile(r"^\W*(?:skip|passer)\W*$", re.IGNORECASE)
+_YES = re.compile(r"^\W*(oui|ouais|ben oui|bien s[uû]r|yes|yep|yup|yeah|sure|ok(ay)?|d'accord|correct|exact\w*"
+                  r"|c'est (bon|beau|correct|[çc]a|parfait|tout bon|exact)|tout est (bon|beau|correct)|parfait"
+                  r"|confirm(e|er|é)?|that's (right|correct|it)|all good|looks good|sounds good|perfect|vas-y|go"
+                  r"|envoy\w*|send\w*)\b(?!.*\b(pas|non|not|no|but|mais|sauf|except)\b)", re.IGNORECASE)
 _CHANGE = re.compile(r"^\W*(non|no|change|modifier|corriger|correct(ion)? needed|pas correct|wrong|erreur)\b",
                      re.IGNORECASE)
 _NAME_INTRO = re.compile(r"^\s*(?:(?:moi\s+)?c'est|je m'appelle|je suis|mon nom (?:c'est|est)|my name is|"
                          r"i am|i'm|this is|it's|name'?s)\s+", re.IGNORECASE)
 # Said anywhere in a message ("Bonjour, je m'appelle Luc Martin"): what follows is a name.
 _NAME_SAID = re.compile(r"\b(?:je m'appelle|mon nom (?:est|c'est)|moi c'est|my name is|my name's)\s+", re.IGNORECASE)
+# Words that are not a name ("je préfère ne pas", "Bonjour", "oui", "pas maintenant").
+_NOT_NAME_WORDS = frozenset(re.findall(r"\S+", """
+    je j tu il elle on nous vous ils ne n pas plus oui non ouais ok okay bonjour bonsoir
+    allo allô salut hello hi hey yes no nope merci thanks thank you i me my mine is am are the a an and or et ou
+    maintenant now later tard préfère prefere prefer rather not don't dont sais know rien nothing skip passer c est ça
+    ca ce cette qui que quoi what who why pourquoi comment how numéro numero phone téléphone telephone courriel
+    email adresse address demande request aide help"""))
 _NAME_WORD = re.compile(r"^[^\W\d_](?:[^\W\d_]|['’\-])*\.?$")
 _POSTAL_IN_TEXT = re.compile(r"\b([A-Za-z]\d[A-Za-z])[\s\-]?(\d[A-Za-z]\d)\b")
 FIELD_STEP = {"first_name": "name", "last_name": "name", "phone": "phone", "email": "email",
@@ -139,10 +152,16 @@ def question(flow: Flow, business: Business, lang: str, step: str | None = None)
             choices = [(o[lang], o[lang]) for o in cf.options]
         if not cf.required:
             choices.append(("skip", _t(lang, "Skip")))
-            label += " " + _t(lang, "(Optional: answer “no” to skip.)")
+            # "no" is an answer to a yes/no question: only "skip" skips it.
+            if cf.kind == "yes_no":
+                label += " " + _t(lang, "(Optional.)")
+            else:
+                label += " " + _t(lang, "(Optional: answer “no” to skip.)")
         elif cf.kind == "multiple_choice":
             label += " " + _t(lang, "(You may give several, separated by commas.)")
         return Reply(label, choices)
+    if step not in QUESTIONS:  # a question of the business's removed since it was reached
+        return question(flow, business, lang, next_step(flow, business))
     choices = [("no", _t(lang, "Skip"))] if step in OPTIONAL else []
     return Reply(_t(lang, QUESTIONS[step]), choices)
 
@@ -164,7 +183,8 @@ def _split_name(text: str) -> tuple[str | None, str | None]:
     if said:
         text = re.split(r"[,.;!?\n]", text[said.end():], maxsplit=1)[0]
     words = _NAME_INTRO.sub("", text).strip(" .,!").split()
-    if not 1 <= len(words) <= 4 or not all(_NAME_WORD.match(w) for w in words):
+    if not 1 <= len(words) <= 4 or not all(_NAME_WORD.match(w) for w in words) \
+            or any(w.lower().strip(".'’") in _NOT_NAME_WORDS for w in words):
         return None, None
     words = [w.rstrip(".") for w in words]
     if len(words[0]) > 100 or len(" ".join(words[1:])) > 100:
@@ -233,8 +253,11 @@ def offer(flow: Flow, values: dict[str, str]) -> list[str]:
 
 def _read(step: str, text: str, flow: Flow, business: Business, lang: str) -> tuple[dict, str | None]:
     """(fields to set, error msgid) for the answer to `step`."""
-    if step != "need" and step in OPTIONAL | {cf.name for cf in business.fields if not cf.required} \
-            and _NO.match(text):
+    cf = _custom_field(business, step)
+    if cf is not None and cf.kind == "yes_no":
+        if not cf.required and _SKIP.match(text):
+            return {}, None  # "no" is an answer here, read below
+    elif step in OPTIONAL | {c.name for c in business.fields if not c.required} and _NO.match(text):
         return {}, None
     if step == "need":
         value, error = form.validate_field("need", text)
@@ -249,6 +272,8 @@ def _read(step: str, text: str, flow: Flow, business: Business, lang: str) -> tu
         return ({"phone": phone}, None) if phone else ({}, N_("Enter a valid phone number, e.g. 514 555-0123."))
     if step == "email":
         value, error = form.validate_field("email", text.strip().rstrip("."))
+        if error and (said := normalize.email(emails.email(prep(text)) or "")):
+            value, error = said, None  # "mon courriel c'est marie@gmail.com", "marie arobase gmail point com"
         return ({"email": value} if value else {}), error
     if step == "address":
         code, rest = _postal_in(text)
@@ -262,7 +287,6 @@ def _read(step: str, text: str, flow: Flow, business: Business, lang: str) -> tu
     if step == "callback_time":
         value, error = form.validate_field("callback_time", text)
         return ({"callback_time": value} if value else {}), error
-    cf = _custom_field(business, step)
     if cf is None:
         return {}, None
     raw = _custom_answer(cf, text, lang)
@@ -333,10 +357,19 @@ def correction_choices(flow: Flow, business: Business, lang: str) -> Reply:
 
 # ---- one turn ---------------------------------------------------------------------------------------
 
+_STEP_FIELDS = {"name": ("first_name", "last_name"), "address": ("street_address", "postal_code"),
+                "email": ("email",), "callback_time": ("callback_time",)}
+
+
 def _apply(flow: Flow, step: str, fields: dict[str, Any]) -> None:
-    # An answer to the name or address question replaces the whole of it (a correction included).
-    for name in {"name": ("first_name", "last_name"), "address": ("street_address", "postal_code")}.get(step, ()):
+    # An answer replaces the whole of what its question holds: a correction, or "no" to an
+    # optional one, withdraws what was there (an email read from free text included).
+    for name in _STEP_FIELDS.get(step, ()):
         flow.values.pop(name, None)
+        if name in flow.found:
+            flow.found.remove(name)
+    if step.startswith("cf_") and not fields:
+        flow.custom.pop(step, None)
     for name, value in fields.items():
         if name.startswith("cf_"):
             flow.custom[name] = value
@@ -353,6 +386,10 @@ def turn(flow: Flow, text: str, business: Business, lang: str, *, offered: dict[
     `offered`: values the language model found, already grounded in the visitor's words."""
     text = normalize.clean(text, multiline=True)
     lead_in: list[str] = []
+    if flow.step not in (*steps(business), "done") and not flow.step.startswith("fix:"):
+        # The question it was at is one of the business's, removed since: on to the next one.
+        flow.step = "confirm" if flow.correcting else next_step(flow, business)
+        flow.correcting = False
     # A question about the business is answered from its settings, then the conversation goes on.
     asked = answers.answer(text, business.facts, lang)
     if asked is not None:
@@ -361,10 +398,11 @@ def turn(flow: Flow, text: str, business: Business, lang: str, *, offered: dict[
         # itself ("how much for a new water heater?") or carries a checked value ("my number is
         # 514 555-0123, are you open Saturday?"); otherwise the same question is asked again.
         carries = flow.step in ("phone", "email", "address") and _read(flow.step, text, flow, business, lang)[0]
-        is_the_need = flow.step == "need" and asked.kind in ("other", "price")
-        if asked.kind != "other" or not (is_the_need or carries):
+        is_the_answer = (flow.step == "need" and asked.kind in ("other", "price")) \
+            or (flow.step == "callback_time" and asked.kind == "other")  # "Quand vous voulez", "Whenever works?"
+        if asked.kind != "other" or not (is_the_answer or carries):
             lead_in.append(asked.text)
-        if not (is_the_need or carries):
+        if not (is_the_answer or carries):
             reply = question(flow, business, lang)
             return Reply("\n".join([*lead_in, reply.text]), reply.choices)
     if urgency.is_urgent(prep(text)):
@@ -397,15 +435,15 @@ def _confirm_turn(flow: Flow, text: str, business: Business, lang: str) -> Reply
     said = text.strip()
     if said.lower().startswith("fix:"):
         return _fix_choice(flow, said, business, lang)
+    # A value typed straight away ("the phone is 438 555-0199", even "oui, le bon numéro est
+    # 438 555-0199") replaces the one it corrects, and the summary is read back again.
+    if _direct_correction(flow, said, business):
+        return summary(flow, business, lang)
     if _YES.match(said) or said == "yes":
         flow.confirmed = True
         flow.step = "done"
         return Reply(_t(lang, "Thank you! Your request has been sent to %(business)s. "
                               "The team will call you back.") % {"business": business.name}, done=True)
-    # A value typed straight away ("the phone is 438 555-0199") replaces the one it corrects.
-    corrected = _direct_correction(flow, said, business)
-    if corrected:
-        return summary(flow, business, lang)
     if _CHANGE.match(said) or said == "change":
         flow.step = "fix:"
         return correction_choices(flow, business, lang)

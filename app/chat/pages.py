@@ -130,8 +130,8 @@ def _update(db: Database, config: Config, business: dict, conversation: dict, af
 @get("/c/{slug:str}", name="chat", sync_to_thread=True)
 def chat_page(db: DB, config: Conf, slug: FromPath[str], embed: FromQuery[str | None] = None,
               declined: FromQuery[str | None] = None) -> Template | Redirect:
-    business = _business(db, slug)
     is_embed = embed == "1"
+    business = _business(db, slug, is_embed)
     elsewhere = public_door(config, business, slug, "c", is_embed)
     if elsewhere is not None:
         return elsewhere
@@ -147,7 +147,7 @@ async def chat_start(request: Request, db: DB, config: Conf, limits: RateLimits,
 
 def _start_sync(ip: str, db: Database, config: Config, limits: Any, slug: str, sent: dict[str, list[str]],
                 embed: bool) -> Template:
-    business = _business(db, slug)
+    business = _business(db, slug, embed)
     if not billing.public_doors_open(config, business, clock.now()):
         return _no_longer_online(business, embed, _frame_headers(business, embed), 410)
     if not form.check_token(config.secret("chat"), _first(sent, form.TOKEN_FIELD), business["id"],
@@ -169,11 +169,12 @@ def _start_sync(ip: str, db: Database, config: Config, limits: Any, slug: str, s
     return _page(db, config, business, embed=embed, session=token, conversation=conversation)
 
 
-def _conversation(db: Database, business: dict, sent: dict[str, list[str]]) -> tuple[str, dict]:
+def _conversation(db: Database, business: dict, sent: dict[str, list[str]], embed: bool = False
+                  ) -> tuple[str, dict]:
     token = _first(sent, SESSION_FIELD)
     conversation = chat.by_session(db, business["id"], token)
     if conversation is None or conversation["state"] == "erased":
-        raise NotFoundException()
+        raise NotFoundException(headers=_frame_headers(business, embed))
     return token, conversation
 
 
@@ -202,11 +203,14 @@ async def chat_send(request: Request, db: DB, config: Conf, limits: RateLimits, 
 
 def _send_sync(ip: str, db: Database, config: Config, limits: Any, slug: str, sent: dict[str, list[str]],
                fragment: bool, embed: bool) -> Template | tuple[dict, str, dict, int]:
-    business = _business(db, slug)
-    token, conversation = _conversation(db, business, sent)
+    business = _business(db, slug, embed)
+    token, conversation = _conversation(db, business, sent, embed)
     after = _after(sent)
     if _first(sent, "check") == "1":
-        # Without JavaScript, "Check for a reply": nothing is sent, the page comes back with what is new.
+        # Without JavaScript, "Check for a reply": nothing is sent, the page comes back with what is
+        # new; a model reply that is late is replaced by the guided one here, as the poll does.
+        if chat.reply_late(config, conversation):
+            _made_lead(chat.respond(db, config, business, conversation["id"]))
         return business, token, conversation, after
     text = normalize.clean(_first(sent, TEXT_FIELD), multiline=True)
 

@@ -28,14 +28,15 @@ from app.leads import custom_fields
 log = logging.getLogger("capteo.forms")
 
 
-def _business(db: Database, slug: str) -> dict:
+def _business(db: Database, slug: str, embed: bool = False) -> dict:
     """The business at this form address, or at one it used before: a request posted to an
     old address (a page or an embed not yet updated) still reaches the business that had it."""
     row = businesses.by_form_address(db, slug)
     if row is None:
         raise NotFoundException()
     if closing.is_closed(row):
-        raise closing.BusinessGone()  # a translated 410: it no longer takes requests
+        # A translated 410: it no longer takes requests (shown inside its site's frame too).
+        raise closing.BusinessGone(headers=_frame_headers(row, embed))
     return row
 
 
@@ -67,8 +68,8 @@ def _context(db: Database, config: Config, business: dict, *, embed: bool, value
 @get("/f/{slug:str}", name="form", sync_to_thread=True)
 def form_page(db: DB, config: Conf, slug: FromPath[str],
               embed: FromQuery[str | None] = None) -> Template | Redirect:
-    business = _business(db, slug)
     is_embed = embed == "1"
+    business = _business(db, slug, is_embed)
     elsewhere = public_door(config, business, slug, "f", is_embed)
     if elsewhere is not None:
         return elsewhere
@@ -116,7 +117,7 @@ async def form_submit(request: Request, db: DB, config: Conf, limits: RateLimits
 
 def _submit_sync(ip: str, db: Database, config: Config, limiter: RateLimiter, slug: str,
                  sent: dict[str, list[str]], is_embed: bool) -> Template:
-    business = _business(db, slug)
+    business = _business(db, slug, is_embed)
     headers = _frame_headers(business, is_embed)
     if not billing.public_doors_open(config, business, clock.now()):
         return _no_longer_online(business, is_embed, headers, 410)

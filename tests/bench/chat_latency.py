@@ -16,7 +16,7 @@ messages. For each message:
 p50 / p95 / max are given over all messages, and over the messages that asked the model
 (a tapped choice or a one-word answer does not). Also: how often the model's answer was
 usable (else the guided reply went), how many values it offered that survived grounding,
-and how many lead-ins passed the filter. Each assistant reply is worked out in the
+and how many lead-ins (fixed acknowledgements) said. Each assistant reply is worked out in the
 models' worker, never in the web server's request: the page shows a typing indicator
 meanwhile, and past [chat] reply_timeout_seconds the guided reply is sent instead.
 """
@@ -138,10 +138,10 @@ def main() -> None:
     asked_texts: list[str] = []
     real_ask, real_grounded, real_lead_in = assistant.ask, assistant.grounded_values, assistant.acceptable_lead_in
 
-    def ask(engine_: Any, chat: list[dict[str, str]]) -> dict | None:
+    def ask(engine_: Any, chat: list[dict[str, str]], lang: str = "fr") -> dict | None:
         stats["asked"] += 1
         asked_texts.append(chat[-1]["content"])
-        answer = real_ask(engine_, chat)
+        answer = real_ask(engine_, chat, lang)
         stats["usable"] += answer is not None
         return answer
 
@@ -196,7 +196,7 @@ def main() -> None:
         print(figures("assistant, first token (stream=True)", ttft))
     print(f"model asked {stats['asked']} times: {stats['usable']} usable answers "
           f"({stats['asked'] - stats['usable']} cut, invalid or busy -> guided reply); "
-          f"{stats['offered']} grounded values offered; {stats['lead_in']} lead-ins passed the filter")
+          f"{stats['offered']} grounded values offered; {stats['lead_in']} lead-ins (fixed acknowledgements) said")
     print(json.dumps({"guided_p50_ms": statistics.median(guided_s) * 1000 if guided_s else None,
                       "assistant_p50_ms": statistics.median(assistant_model) * 1000 if assistant_model else None,
                       "ttft_p50_ms": statistics.median(ttft) * 1000 if ttft else None}))
