@@ -267,12 +267,20 @@ class Chat:
     keep_days: int = _key(30, _positive)
 
 
+@dataclass(frozen=True)
+class Metrics:
+    # GET /metrics (Prometheus text format); false: 404.
+    enabled: bool = _key(True)
+    # Requests from 127.0.0.1/::1 that came through no proxy may read it without the token.
+    allow_localhost: bool = _key(True)
+
+
 # Section name in capteo.toml -> its dataclass. The attribute of `Config` has the same name.
 SECTIONS: dict[str, type] = {
     "server": Server, "data": Data, "queue": Queue, "i18n": I18n, "models": Models, "voicemail": Voicemail,
     "voipms": Voipms, "auth": Auth, "map": Map, "forms": Forms, "twilio": Twilio, "smtp": Smtp, "geocoder": Geocoder,
     "retention": Retention, "privacy": Privacy, "demo": Demo, "integrations": Integrations,
-    "signup": Signup, "billing": Billing, "chat": Chat,
+    "signup": Signup, "billing": Billing, "chat": Chat, "metrics": Metrics,
 }
 
 
@@ -345,6 +353,7 @@ class Config:
     signup: Signup
     billing: Billing
     chat: Chat
+    metrics: Metrics
     # Where each value came from ("default", the file, or an environment variable), by "section.key".
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 

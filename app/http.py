@@ -53,7 +53,7 @@ SECURITY_HEADERS = {
 }
 
 # Paths that never carry a language; a bare GET elsewhere is sent to /fr/… or /en/….
-NOT_LOCALIZED = ("/static/", "/healthz", "/api/", "/ics/", "/favicon.ico", "/robots.txt")
+NOT_LOCALIZED = ("/static/", "/healthz", "/metrics", "/api/", "/ics/", "/favicon.ico", "/robots.txt")
 
 
 def lang() -> str:

@@ -28,7 +28,7 @@ from app.db import Database
 from app.form import pages as form_pages
 from app.integrations import pages as integration_pages
 from app.leads import pages as lead_pages
-from app.ops import demo, operator_pages
+from app.ops import demo, metrics, operator_pages
 from app.ops import pages as ops_pages
 from app.privacy import pages as privacy_pages
 from app.privacy import versions_pages as policy_version_pages
@@ -72,7 +72,7 @@ def create_app(config: Config, *, run_worker: bool = True) -> Litestar:
         # The public form works inside other sites' iframes, where cookies are not sent:
         # its signed one-time token (form.check_token) is its CSRF protection. The chat's start
         # form has the same token, and every later post the conversation's secret session token.
-        exclude=["/healthz", "/api/", r"^/(fr|en)/f/", r"^/(fr|en)/c/"],
+        exclude=["/healthz", "/metrics", "/api/", r"^/(fr|en)/f/", r"^/(fr|en)/c/"],
     )
     app = Litestar(
         route_handlers=[
@@ -91,6 +91,7 @@ def create_app(config: Config, *, run_worker: bool = True) -> Litestar:
             *billing_pages.routes,
             *policy_version_pages.routes,
             *operator_pages.routes,
+            *metrics.routes,
             create_static_files_router(path="/static", directories=[ROOT / "static"], name="static"),
         ],
         template_config=TemplateConfig(engine=JinjaTemplateEngine.from_environment(make_environment())),
@@ -111,6 +112,9 @@ def create_app(config: Config, *, run_worker: bool = True) -> Litestar:
     http_limits.size_uploads(app, config.voicemail.max_bytes + 1_000_000)
     # Outside every route, so that error pages and unmatched routes are bounded too.
     app.asgi_handler = http_limits.RequestLimits(app.asgi_handler, config)
+    # Outermost: every answer is timed, the limits' own 408s and 413s too.
+    app.state.metrics = metrics.Metrics(config, db)
+    app.asgi_handler = metrics.RequestMetrics(app.asgi_handler, app.state.metrics)
     app.state.config = config
     app.state.db = db
     app.state.worker = None

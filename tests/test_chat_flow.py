@@ -285,3 +285,22 @@ def test_words_that_are_not_a_name_are_not_taken_for_one(db, shop):
     business = chat.business_view(db, shop[0])
     for text in ("C'est urgent, ça coule partout", "I'm not sure what is wrong", "my name is 514 555 0123"):
         assert "first_name" not in flow_mod.harvest(text, flow_mod.Flow(), business)
+
+
+def test_a_reply_that_fails_is_the_guided_one_and_a_defect_in_both_is_a_plain_acknowledgement(db, config, shop,
+                                                                                              monkeypatch):
+    business, _ = shop
+    token, cid = chat.start(db, business, "en", consent_version="test")
+
+    def broken(flow, text, view, lang):
+        raise RuntimeError("a defect")
+
+    chat.post(db, config, chat.by_session(db, business["id"], token), "Leaky faucet")
+    assert chat.respond(db, config, business, cid, broken).replies == 1
+    assert "What is your name?" in chat.messages(db, cid)[-1]["body"]  # the guided reply
+    monkeypatch.setattr(flow_mod, "turn", broken)
+    chat.post(db, config, chat.by_session(db, business["id"], token), "Luc")
+    assert chat.respond(db, config, business, cid, broken).replies == 1
+    assert chat.messages(db, cid)[-1]["body"] == "Thank you, your message is noted: the team will read it."
+    conv = chat.get_any(db, cid)
+    assert conv["reply_due_at"] is None and json.loads(conv["flow"])["step"] == "name"

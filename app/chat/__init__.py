@@ -45,6 +45,7 @@ log = logging.getLogger("capteo.chat")
 
 CONSENT_VERSION = "chat-2026-12-01"
 ROLES = ("visitor", "assistant", "team")
+STUCK = N_("Thank you, your message is noted: the team will read it.")
 NO_NEED = N_("Chat conversation left before the request was described.")
 # Fields a lead shows "to verify" when they were read from free text rather than typed to their question.
 TO_VERIFY = frozenset(f.name for f in LEAD_FIELDS if f.extracted) | {"callback_time"}
@@ -221,6 +222,21 @@ class Responded:
     lead_id: int | None = None
 
 
+def _answer(conv: dict, text: str, view: flow_mod.Business, responder: Responder
+            ) -> tuple[flow_mod.Flow, flow_mod.Reply]:
+    """The responder's reply; if it fails, the guided one; if that fails too (a defect), a
+    plain acknowledgement with the flow unchanged: the visitor never sees an error, and the
+    message is still answered (never answered again and again)."""
+    lang = conv["language"]
+    for attempt in (responder, guided):
+        flow = flow_mod.Flow.load(json.loads(conv["flow"] or "{}"))
+        try:
+            return flow, attempt(flow, text, view, lang)
+        except Exception:
+            log.exception("chat: the reply to conversation %s failed", conv["id"])
+    return flow_mod.Flow.load(json.loads(conv["flow"] or "{}")), flow_mod.Reply(i18n.gettext_in(lang, STUCK))
+
+
 def respond(db: Database, config: Config, business: dict, conversation_id: int, responder: Responder = guided,
             *, engine: str = "guided") -> Responded:
     """Answer every unanswered visitor message of the conversation, oldest first."""
@@ -238,8 +254,7 @@ def respond(db: Database, config: Config, business: dict, conversation_id: int, 
                 conn.execute("UPDATE chat_conversations SET reply_due_at = NULL WHERE id = ? AND answered_through = ?",
                              (conversation_id, conv["answered_through"]))
             return done
-        flow = flow_mod.Flow.load(json.loads(conv["flow"]))
-        reply = responder(flow, pending["body"], view, conv["language"])
+        flow, reply = _answer(conv, pending["body"], view, responder)
         now = clock.now_iso()
         with db.write() as conn:
             current = next(iter(conn.execute(
