@@ -764,6 +764,12 @@ def m018_chat(conn: apsw.Connection) -> None:
     )
 
 
+@migration
+def m019_voicemail_states(conn: apsw.Connection) -> None:
+    # /metrics counts voicemails by state at every scrape: an index, not a scan of the table.
+    _run(conn, "CREATE INDEX voicemails_state ON voicemails(state)")
+
+
 def apply(db_path: str | Path) -> list[str]:
     """Apply pending migrations, in order; returns the names applied (empty when up
     to date). Safe to run from two processes at once: each migration is applied by one.

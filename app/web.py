@@ -15,7 +15,7 @@ from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
 import jobs
-from app import audit, http, http_limits, i18n, migrations
+from app import audit, businesses, http, http_limits, i18n, migrations
 from app.appointments import pages as appointment_pages
 from app.billing import pages as billing_pages
 from app.businesses import closing_pages, signup_pages
@@ -42,6 +42,7 @@ def create_app(config: Config, *, run_worker: bool = True) -> Litestar:
     db = Database(config.db_path)
 
     async def on_startup(app: Litestar) -> None:
+        businesses.warm_up()  # the sign-in's dummy hash, beside the start-up rather than in its way
         migrations.apply(config.db_path)
         config.secret("audit")  # made on first start; entries are signed with it from then on
         audit.start(db.reader())

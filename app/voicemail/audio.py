@@ -17,12 +17,14 @@ import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import av
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from app.i18n import N_
+
+# PyAV and NumPy are imported where a recording is read, not at start-up (0.1 s off every start).
+if TYPE_CHECKING:
+    import av
+    import numpy as np
 
 # Nothing accepted takes long to decode (a 20 MB WAV: well under a second); a file
 # that does is refused rather than left to hold a request.
@@ -86,6 +88,8 @@ def _refuse_nested_open(url: str, flags: int, options: dict) -> Any:
 
 
 def _open(data: io.BytesIO, fmt: Format) -> av.container.InputContainer:
+    import av
+
     return av.open(
         data, mode="r", format=fmt.demuxer, metadata_errors="ignore", timeout=DECODE_BUDGET_S,
         io_open=_refuse_nested_open,
@@ -129,6 +133,8 @@ def probe(data: bytes, max_seconds: float, max_bytes: int) -> Probe:
     fmt = sniff(data[:16])
     if fmt is None:
         raise AudioRejected(NOT_AUDIO)
+    import av
+
     started = time.monotonic()
     try:
         with _open(io.BytesIO(data), fmt) as container:
@@ -168,6 +174,9 @@ def decode(path: Path, sampling_rate: int) -> np.ndarray:
     fmt = sniff(data[:16])
     if fmt is None:
         raise AudioRejected(NOT_AUDIO)
+    import av
+    import numpy as np
+
     resampler = av.AudioResampler(format="s16", layout="mono", rate=sampling_rate)
     chunks: list[np.ndarray] = []
     try:
