@@ -304,3 +304,15 @@ def test_a_reply_that_fails_is_the_guided_one_and_a_defect_in_both_is_a_plain_ac
     assert chat.messages(db, cid)[-1]["body"] == "Thank you, your message is noted: the team will read it."
     conv = chat.get_any(db, cid)
     assert conv["reply_due_at"] is None and json.loads(conv["flow"])["step"] == "name"
+
+
+def test_the_persons_export_shows_a_tapped_quick_answer_by_its_label(db, config, shop):
+    from app import privacy
+
+    business, _ = shop
+    cid, _ = talk(db, config, business, "fr", ["Fuite", "Luc", "514 555 0123", "no", "no", "Maison", "skip", "no",
+                                                "change", "fix:phone", "438 555 0199", "yes"])
+    said = [m["text"] for m in privacy._chat_messages(db, business["id"], [cid]) if m["role"] == "visitor"]
+    assert said[3:5] == ["Passer", "Passer"] and said[8:10] == ["Changer quelque chose", "Téléphone"]
+    assert said[-1] == "Oui, envoyer ma demande"
+    assert "fix:phone" not in lead_of(db, cid)["transcript"]

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 from datetime import date, datetime, timedelta
 
@@ -173,15 +174,17 @@ def conversations_without_lead(db: Database, business_id: int, *, phone: str | N
 
 
 def _chat_messages(db: Database, business_id: int, conversation_ids: list[int]) -> list[dict]:
-    """The messages as the person saw them (an assistant's quick answers left out)."""
+    """The messages as the person saw them (an assistant's quick answers left out, a tapped one by its label)."""
     if not conversation_ids:
         return []
     rows = db.query(
-        f"""SELECT created_at, role, body FROM chat_messages WHERE business_id = ?
+        f"""SELECT conversation_id, created_at, role, body FROM chat_messages WHERE business_id = ?
             AND conversation_id IN ({", ".join("?" for _ in conversation_ids)}) ORDER BY conversation_id, id""",
         (business_id, *conversation_ids))
-    return [{"at": r["created_at"], "role": r["role"],
-             "text": chat.split_choices(r["body"])[0] if r["role"] == "assistant" else r["body"]} for r in rows]
+    # As read: a tapped quick answer by its label («Téléphone», not "fix:phone").
+    return [{"at": m["created_at"], "role": m["role"], "text": text}
+            for _, group in itertools.groupby(rows, key=lambda r: r["conversation_id"])
+            for m, text, _ in chat.as_read(list(group))]
 
 
 def _conversation_export(db: Database, conv: dict) -> dict:
