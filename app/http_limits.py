@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import h11
@@ -146,19 +147,20 @@ def _route(scope: Scope) -> str:
     return template.replace("{lang}", lang) if lang in ("fr", "en") else template
 
 
-class AccessLog:
-    """One line per request: method, route template, status, milliseconds. Never the
-    query string (search words, phone numbers, keys), never a path parameter (ICS
-    tokens, ids), never the client's address."""
+class Timed:
+    """Around an ASGI app: `done(scope, status, seconds)` once each HTTP request has been
+    answered (status 500 if the app raised before answering). The access log and the
+    metrics (app/ops/metrics.py) are both this."""
 
-    def __init__(self, app: ASGIApp):
+    def __init__(self, app: ASGIApp, done: Callable[[Scope, int, float], None]):
         self.app = app
+        self.done = done
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = time.monotonic()
+        started = time.perf_counter()
         status = 500  # what the client gets if the app raises before answering
 
         async def recording_send(message: Message) -> None:
@@ -170,8 +172,20 @@ class AccessLog:
         try:
             await self.app(scope, receive, recording_send)
         finally:
-            access_log.info("%s %s %d %.0f ms", scope.get("method"), _route(scope), status,
-                            (time.monotonic() - started) * 1000)
+            self.done(scope, status, time.perf_counter() - started)
+
+
+def _log_line(scope: Scope, status: int, seconds: float) -> None:
+    access_log.info("%s %s %d %.0f ms", scope.get("method"), _route(scope), status, seconds * 1000)
+
+
+class AccessLog(Timed):
+    """One line per request: method, route template, status, milliseconds. Never the
+    query string (search words, phone numbers, keys), never a path parameter (ICS
+    tokens, ids), never the client's address."""
+
+    def __init__(self, app: ASGIApp):
+        super().__init__(app, _log_line)
 
 
 class _HeaderTimeoutH11(H11Protocol):

@@ -115,7 +115,7 @@ def create_app(config: Config, *, run_worker: bool = True) -> Litestar:
     app.asgi_handler = http_limits.RequestLimits(app.asgi_handler, config)
     # Outermost: every answer is timed, the limits' own 408s and 413s too.
     app.state.metrics = metrics.Metrics(config, db)
-    app.asgi_handler = metrics.RequestMetrics(app.asgi_handler, app.state.metrics)
+    app.asgi_handler = metrics.timed(app.asgi_handler, app.state.metrics)
     app.state.config = config
     app.state.db = db
     app.state.worker = None

@@ -3,7 +3,7 @@
 Each app has its own `CollectorRegistry` (never prometheus_client's global one: the
 tests build many apps in one process). What it holds:
 
-- `capteo_http_request_duration_seconds` (histogram), recorded by `RequestMetrics`
+- `capteo_http_request_duration_seconds` (histogram), recorded by `timed()` (app.http_limits.Timed, as the access log)
   around the whole app, labelled by method, route *template* (`/{lang:str}/app/leads/{lead_id:int}`,
   never the path asked for: no id, slug or token) and status class (`2xx`...);
 - everything else is read when Prometheus scrapes (`StateCollector`), from the queues'
@@ -23,18 +23,17 @@ with the `metrics` secret (`CAPTEO_SECRET_METRICS`, or generated into
 from __future__ import annotations
 
 import hmac
-import time
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 
 from litestar import Request, Response, get
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, Scope
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 import jobs
-from app import clock
+from app import clock, http_limits
 from app.config import Config
 from app.db import Database
 from app.voicemail import models
@@ -88,34 +87,16 @@ def route_label(scope: Scope) -> str:
     return scope.get("path_template") or "(no route)"
 
 
-class RequestMetrics:
+def timed(app: ASGIApp, metrics: Metrics) -> http_limits.Timed:
     """Around the whole app (error pages and 413/408 answers included): one observation
     per HTTP request, once its answer has been sent."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics):
-        self.app = app
-        self.metrics = metrics
+    def observe(scope: Scope, status: int, seconds: float) -> None:
+        method = scope.get("method", "")
+        metrics.latency.labels(method if method in METHODS else "other", route_label(scope),
+                               _status_class(status)).observe(seconds)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500  # what the client gets if the app raises before answering
-
-        async def recording_send(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, recording_send)
-        finally:
-            method = scope.get("method", "")
-            self.metrics.latency.labels(
-                method if method in METHODS else "other", route_label(scope), _status_class(status),
-            ).observe(time.perf_counter() - started)
+    return http_limits.Timed(app, observe)
 
 
 def may_read(config: Config, token: str, headers: Mapping[str, str], peer: str | None) -> bool:
