@@ -779,6 +779,93 @@ def m020_inbox_order(conn: apsw.Connection) -> None:
                " created_at DESC, id DESC)")
 
 
+# What m021's search index splits words on besides the ones the tokenizer sees: every ASCII
+# character that is not a letter or a digit, and the punctuation and spaces French and
+# English text typed on phones carries. Frozen with m021 (its index was built with it).
+_M021_SEPARATORS = (
+    "\t\n\r!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
+    "\u00a0\u00a1\u00a2\u00a3\u00a4\u00a5\u00a6\u00a7\u00a8\u00a9\u00ab\u00ac\u00ad\u00ae\u00af\u00b0\u00b1"
+    "\u00b4\u00b6\u00b7\u00b8\u00bb\u00bf\u00d7\u00f7"
+    "\u2009\u200b\u2010\u2011\u2012\u2013\u2014\u2015\u2018\u2019\u201a\u201c\u201d\u201e\u2022\u2026\u202f"
+    "\u2032\u2033\u20ac\u2122\u2212\ufeff"
+)
+_M021_FIELDS = ("first_name", "last_name", "search_phone", "email", "need", "notes", "transcript")
+
+
+def _m021_terms(row: str) -> str:
+    """The SQL that gives a lead's searchable words, each glued to its business's mark
+    ("b<id>z"): 'Hélène Côté' of business 17 -> 'b17zHélène b17zCôté'. `row` is the
+    trigger's `new`/`old`, or `leads` for the view."""
+    text = f"concat_ws(' ', {', '.join(f'{row}.{f}' for f in _M021_FIELDS)})"
+    for char in _M021_SEPARATORS:
+        literal = "'" + char.replace("'", "''") + "'" if " " < char < "\x7f" else f"char({ord(char)})"
+        text = f"replace({text}, {literal}, ' ')"
+    for _ in range(3):  # runs of up to 8 spaces become one: fewer empty marks
+        text = f"replace({text}, '  ', ' ')"
+    mark = f"'b' || {row}.business_id || 'z'"
+    return f"{mark} || replace(trim({text}), ' ', ' ' || {mark})"
+
+
+@migration
+def m021_search_by_business(conn: apsw.Connection) -> None:
+    # Search, partitioned by business. m006's index held every business's words side by
+    # side, a tenant token beside them: a prefix query ("hél"*) first gathered the entries
+    # of every word of every business that starts so, then kept this business's. Its cost
+    # grew with the whole index. Here each word is indexed glued to its business's mark
+    # ("b17zhelene"), so "b17zhel"* only reads business 17's words. Same tokenizer (accents
+    # and case folded), same fields (phone tails included); the index is rebuilt from the
+    # leads, and secure-delete is on before the first word is written (Law 25: an erased
+    # word leaves the index). What is indexed is the view leads_search, which also lets
+    # FTS5's 'rebuild' and 'integrity-check' read it.
+    columns = ", ".join(_M021_FIELDS)
+    _run(
+        conn,
+        "DROP TRIGGER leads_fts_insert",
+        "DROP TRIGGER leads_fts_delete",
+        "DROP TRIGGER leads_fts_update",
+        "DROP TABLE leads_fts",
+        f"CREATE VIEW leads_search (id, terms) AS SELECT leads.id, {_m021_terms('leads')} FROM leads",
+        """CREATE VIRTUAL TABLE leads_fts USING fts5(
+            terms, content='leads_search', content_rowid='id', tokenize='unicode61 remove_diacritics 2'
+        )""",
+        "INSERT INTO leads_fts(leads_fts, rank) VALUES ('secure-delete', 1)",
+        f"""CREATE TRIGGER leads_fts_insert AFTER INSERT ON leads BEGIN
+            INSERT INTO leads_fts(rowid, terms) VALUES (new.id, {_m021_terms('new')});
+        END""",
+        f"""CREATE TRIGGER leads_fts_delete AFTER DELETE ON leads BEGIN
+            INSERT INTO leads_fts(leads_fts, rowid, terms) VALUES ('delete', old.id, {_m021_terms('old')});
+        END""",
+        f"""CREATE TRIGGER leads_fts_update AFTER UPDATE OF business_id, {columns.replace('search_phone', 'phone')}
+            ON leads BEGIN
+            INSERT INTO leads_fts(leads_fts, rowid, terms) VALUES ('delete', old.id, {_m021_terms('old')});
+            INSERT INTO leads_fts(rowid, terms) VALUES (new.id, {_m021_terms('new')});
+        END""",
+        "INSERT INTO leads_fts(leads_fts) VALUES ('rebuild')",
+    )
+
+
+@migration
+def m022_inbox_filters_in_order(conn: apsw.Connection) -> None:
+    # A status tab, and the views of who handles a lead ("my leads", "unassigned"), read
+    # their first page in the inbox's order too: 26 entries of this business and status (or
+    # assignee) instead of all of them, then a sort. These two indexes replace m002's
+    # (business_id, status, created_at) and m013's (business_id, assigned_to), which are
+    # their first columns (the tab counts read the first). All three orders carry the
+    # columns the inbox filters on (status, channel, who handles it) after the id: a filter,
+    # or a search's list of ids, is checked in the index, and only the rows shown are read
+    # from the table.
+    order = "(urgent = 1 AND status = 'new') DESC, created_at DESC, id DESC"
+    _run(
+        conn,
+        "DROP INDEX leads_inbox",
+        f"CREATE INDEX leads_inbox ON leads(business_id, {order}, status, channel, assigned_to)",
+        "DROP INDEX leads_business_status",
+        f"CREATE INDEX leads_inbox_status ON leads(business_id, status, {order}, channel, assigned_to)",
+        "DROP INDEX leads_assigned",
+        f"CREATE INDEX leads_inbox_assigned ON leads(business_id, assigned_to, {order}, status, channel)",
+    )
+
+
 def apply(db_path: str | Path) -> list[str]:
     """Apply pending migrations, in order; returns the names applied (empty when up
     to date). Safe to run from two processes at once: each migration is applied by one.

@@ -122,14 +122,17 @@ PER_PAGE = 25
 _ORDER = "(l.urgent = 1 AND l.status = 'new') DESC, l.created_at DESC, l.id DESC"
 
 
-def fts_query(q: str) -> str | None:
-    """Each word of what was typed, as a prefix: "hél 514" -> "hél"* AND "514"*.
-    Phone digits are indexed with their usual tails (search_phone), so digit groups
-    typed any way find the number. Quotes are doubled: no FTS syntax gets through."""
-    words = re.findall(r"\w+", q or "")[:8]
+def fts_query(q: str, business_id: int) -> str | None:
+    """What to match in `leads_fts` for what was typed, in this business's own words:
+    each word as a prefix glued to the business's mark (m021), "hél 514" of business 17
+    -> "b17zhél"* AND "b17z514"*, so a prefix query only reads this business's part of
+    the index. Words are runs of letters and digits, as the index splits them; phone
+    digits are indexed with their usual tails (search_phone), so digit groups typed any
+    way find the number. Quotes are doubled: no FTS syntax gets through."""
+    words = re.findall(r"[^\W_]+", q or "")[:8]
     if not words:
         return None
-    return " AND ".join('"' + w.replace('"', '""') + '"*' for w in words)
+    return " AND ".join(f'"b{int(business_id)}z' + w.replace('"', '""') + '"*' for w in words)
 
 
 def reference_query(q: str) -> str | None:
@@ -172,19 +175,20 @@ def inbox(
     if channel:
         where.append("l.channel = ?")
         params.append(channel)
-    match = fts_query(q or "")
+    match = fts_query(q or "", business_id)
     reference = reference_query(q or "")
     offset = (max(page, 1) - 1) * per_page
     found = []
     if match:
-        # The tenant token keeps the search inside this business's own index entries.
-        found.append("l.id IN (SELECT rowid FROM leads_fts WHERE leads_fts MATCH ?)")
-        params.append(f"search_tenant:b{business_id} AND ({match})")
+        # Every word carries the business's mark: the search reads this business's index entries only.
+        found.append("SELECT rowid FROM leads_fts WHERE leads_fts MATCH ?")
+        params.append(match)
     if reference:
-        found.append("l.reference = ?")
+        found.append("SELECT id FROM leads WHERE reference = ?")
         params.append(reference)
     if found:
-        where.append(f"({' OR '.join(found)})")
+        # One list of ids, checked against the index the page is read in (no row read to test a reference).
+        where.append(f"l.id IN ({' UNION ALL '.join(found)})")
     # One query: this person's last read of each lead comes with it.
     sql = f"""SELECT l.*, (r.read_at IS NULL OR l.updated_at > r.read_at) AS unread
               FROM leads l LEFT JOIN lead_reads r ON r.lead_id = l.id AND r.user_id = ?
