@@ -45,6 +45,7 @@ log = logging.getLogger("capteo.audit")
 
 HEAD_FILE = "audit-head.json"
 _keys: dict[str, bytes] = {}
+_directories: dict[str, str] = {}  # database file -> its data directory
 
 
 def _data_dir(conn: apsw.Connection) -> Path:
@@ -54,7 +55,9 @@ def _data_dir(conn: apsw.Connection) -> Path:
 def key_for(conn: apsw.Connection) -> bytes | None:
     """The audit key of the data directory `conn` belongs to (None before the service
     first made one: such entries are plain SHA-256, and verify as such)."""
-    directory = str(_data_dir(conn))
+    directory = _directories.get(conn.filename)  # no path arithmetic per entry written
+    if directory is None:
+        directory = _directories[conn.filename] = str(_data_dir(conn))
     if directory not in _keys:
         found = find_secret(Path(directory), "audit")
         if found is None:
@@ -209,13 +212,44 @@ def save_head(conn: apsw.Connection) -> dict | None:
     if not rows:
         return None
     last = {"id": rows[0]["id"], "hash": rows[0]["hash"]}
-    current = read_head(path, key)
+    current = _current_head(path, key)
     if current is not None and current["id"] >= last["id"]:
         return current
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps({**last, "mac": _head_mac(key, last["id"], last["hash"])}))
     os.replace(tmp, path)
+    _remember_head(path, key, last)
     return last
+
+
+# The head this process last wrote, by file, with the file's identity then (inode, mtime,
+# size): while the file is still that one, reading it back and checking its MAC again (at
+# every write transaction that adds an entry) would only find what we wrote. Any other
+# writer (`run.py worker`, a restore, an edit) replaces the file, and it is read again.
+_written_heads: dict[str, tuple[tuple[int, int, int], bytes, dict]] = {}
+
+
+def _file_identity(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+def _current_head(path: Path, key: bytes) -> dict | None:
+    known = _written_heads.get(str(path))
+    if known is not None and known[1] == key and _file_identity(path) == known[0]:
+        return dict(known[2])
+    return read_head(path, key)
+
+
+def _remember_head(path: Path, key: bytes, head: dict) -> None:
+    identity = _file_identity(path)
+    if identity is None:
+        _written_heads.pop(str(path), None)
+    else:
+        _written_heads[str(path)] = (identity, key, dict(head))
 
 
 def start(conn: apsw.Connection) -> None:

@@ -79,6 +79,7 @@ def other_language(lang: str) -> str:
     return "en" if lang == "fr" else "fr"
 
 
+@cache  # two languages; every page's header shows the other one's name
 def language_name(lang: str) -> str:
     """The language's own name, capitalised: «Français», "English"."""
     name = Locale.parse(LOCALES[lang]).get_display_name(LOCALES[lang]) or lang

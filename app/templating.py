@@ -61,6 +61,9 @@ def make_environment() -> Environment:
         extensions=["jinja2.ext.i18n"],
         trim_blocks=True,
         lstrip_blocks=True,
+        # Templates change with a deployment, which restarts the process: no stat() of each
+        # template and its parents at every render (a restart picks edits up).
+        auto_reload=False,
     )
     # Installed once for the environment; each callable reads the request's language.
     env.install_gettext_callables(  # type: ignore[attr-defined]

@@ -35,14 +35,19 @@ from app.privacy import versions_pages as policy_version_pages
 from app.templating import make_environment
 from app.voicemail import pages as voicemail_pages
 
+# Seconds after start-up before the sign-in's dummy hash is made (a sign-in before makes it).
+WARM_UP_DELAY = 2.0
+
 
 def create_app(config: Config, *, run_worker: bool = True) -> Litestar:
     config.ensure_dirs()
     i18n.check_catalogs()
     db = Database(config.db_path)
+    demo.prepare(config)  # a first start's demo password is hashed while the app is built
 
     async def on_startup(app: Litestar) -> None:
-        businesses.warm_up()  # the sign-in's dummy hash, beside the start-up rather than in its way
+        # The sign-in's dummy hash, once the first pages are out rather than in their way.
+        businesses.warm_up(delay=WARM_UP_DELAY)
         migrations.apply(config.db_path)
         config.secret("audit")  # made on first start; entries are signed with it from then on
         audit.start(db.reader())

@@ -11,6 +11,7 @@ import hmac
 import re
 import secrets
 import threading
+import time
 from datetime import timedelta
 
 import apsw
@@ -36,9 +37,17 @@ def _dummy_hash() -> str:
         return _DUMMY_HASH
 
 
-def warm_up() -> threading.Thread:
-    """Make the dummy hash in a daemon thread (argon2 releases the GIL)."""
-    thread = threading.Thread(target=_dummy_hash, name="capteo-warm-up", daemon=True)
+def warm_up(delay: float = 0.0) -> threading.Thread:
+    """Make the dummy hash in a daemon thread (argon2 releases the GIL), after `delay`
+    seconds: at start-up, once the first pages are served rather than competing with them
+    for the CPU (argon2 keeps every core busy for a few tenths of a second)."""
+
+    def run() -> None:
+        if delay:
+            time.sleep(delay)
+        _dummy_hash()
+
+    thread = threading.Thread(target=run, name="capteo-warm-up", daemon=True)
     thread.start()
     return thread
 
@@ -101,10 +110,12 @@ def add_user(
     name: str = "",
     language: str = "fr",
     actor: str = "operator",
+    password_hash: str | None = None,
 ) -> int:
     """Create the user if needed and give them `role` in the business (the operator's CLI,
     the demo). A membership that exists is never changed: a second call with another role
-    is refused, so no one is demoted or promoted by being added again."""
+    is refused, so no one is demoted or promoted by being added again. `password_hash`:
+    `hash_password(password)` made beforehand (the demo's, made off the write lock)."""
     email = email.strip()
     if not EMAIL_RE.match(email):
         raise BusinessError(f"{email!r} is not an email address")
@@ -116,7 +127,7 @@ def add_user(
     else:
         conn.execute(
             "INSERT INTO users (email, name, password_hash, language, created_at) VALUES (?, ?, ?, ?, ?)",
-            (email, name, _hasher.hash(password), language, clock.now_iso()),
+            (email, name, password_hash or _hasher.hash(password), language, clock.now_iso()),
         )
         user_id = conn.last_insert_rowid()
     held = list(conn.execute("SELECT role FROM memberships WHERE business_id = ? AND user_id = ?",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import threading
 from datetime import timedelta
 from typing import Any
 
@@ -46,12 +47,44 @@ SAMPLE_LEADS: list[dict[str, Any]] = [
 ]
 
 
+# A first start's demo password and its hash being made (`prepare`), by database file.
+_prepared: dict[str, tuple[str, threading.Thread, list[str]]] = {}
+
+
+def prepare(config: Config) -> None:
+    """On a first start (no database yet), draw the demo owner's password and start hashing
+    it in a thread (argon2 releases the GIL): its few tenths of a second then overlap the
+    rest of the start-up (building the app, the migrations) instead of following them.
+    `ensure` takes the result; without it, it hashes there."""
+    if not config.demo.create or config.db_path.exists() or str(config.db_path) in _prepared:
+        return
+    password = secrets.token_urlsafe(9)
+    made: list[str] = []
+    thread = threading.Thread(target=lambda: made.append(businesses.hash_password(password)),
+                              name="capteo-demo-hash", daemon=True)
+    thread.start()
+    _prepared[str(config.db_path)] = (password, thread, made)
+
+
+def _password(config: Config) -> tuple[str, str]:
+    """(the demo owner's password, its hash): the prepared pair, or one made now."""
+    prepared = _prepared.pop(str(config.db_path), None)
+    if prepared is not None:
+        password, thread, made = prepared
+        thread.join()
+        if made:
+            return password, made[0]
+    password = secrets.token_urlsafe(9)
+    return password, businesses.hash_password(password)
+
+
 def ensure(db: Database, config: Config) -> str | None:
     """Create the demo business when the database has no business at all.
     Returns the owner's password when it was just created (printed once), else None."""
     if not config.demo.create or businesses.count(db):
+        _prepared.pop(str(config.db_path), None)
         return None
-    password = secrets.token_urlsafe(9)
+    password, password_hash = _password(config)  # before the write lock, not under it
     now = clock.now()
     with db.write() as conn:
         # Re-check inside the write lock: two processes may start together.
@@ -62,7 +95,7 @@ def ensure(db: Database, config: Config) -> str | None:
             actor="system:demo",
         )
         businesses.add_user(conn, business_id=business_id, email=DEMO_EMAIL, password=password,
-                            name="Démo", actor="system:demo")
+                            name="Démo", actor="system:demo", password_hash=password_hash)
         businesses.set_contact(conn, business_id, hours=json.dumps(DEMO_HOURS),
                                notify_phones=json.dumps(["+15145550100"]), phone="+15145550100")
         for field in DEMO_CUSTOM_FIELDS:
