@@ -52,12 +52,12 @@ $(AXE): package.json package-lock.json
 	touch $@
 
 # Browser tests drive Debian's Chromium (Playwright's own browser download cannot work here);
-# voicemail tests speak their recordings with espeak-ng.
+# voicemail tests speak their recordings with espeak-ng; the Redis queue tests start redis-server.
 chromium:
-	@{ command -v chromium && command -v espeak-ng; } >/dev/null 2>&1 || { \
-	    echo "installing Debian's chromium and espeak-ng for the tests"; \
+	@{ command -v chromium && command -v espeak-ng && command -v redis-server; } >/dev/null 2>&1 || { \
+	    echo "installing Debian's chromium, espeak-ng and redis-server for the tests"; \
 	    if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	    $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium espeak-ng; }
+	    $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium espeak-ng redis-server; }
 
 clean-venv:
 	rm -rf $(VENV)

@@ -3,7 +3,7 @@
 
     python run.py                      serve the web app and run the queue worker in-process
     python run.py migrate              apply pending database migrations
-    python run.py worker               run the queue worker alone
+    python run.py worker [--models|--quick]   the queue workers alone (both, or one kind)
     python run.py business create --slug S --name NAME --owner EMAIL --password P
     python run.py user password EMAIL  a new one-time password for an account (printed once)
     python run.py backup DEST          consistent copy of the data directory, while running
@@ -16,6 +16,7 @@
     python run.py models pull          download the configured speech and language models
     python run.py extract FILE.jsonl   extraction of transcripts, one JSON object per line
     python run.py check                validate the configuration, load the models; say what is wrong
+    python run.py restore --to DIR [--timestamp T]   capteo.db from the Litestream replica, checked
     python run.py systemd-unit         print a systemd unit for this installation
 
 `--config FILE` (or CAPTEO_CONFIG) selects another configuration file.
@@ -70,10 +71,32 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # handlers in place that ends the process with exit code 0, not "killed by SIGTERM".
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, frame: None)
+    replicator = _start_replication(config)
     print(f"Capteo listening on http://{config.server.host}:{config.server.port}/ "
           f"(data: {config.data_dir})", flush=True)
-    server.run()
+    try:
+        server.run()
+    finally:
+        # Last, once the server and the workers have stopped: Litestream pushes the last writes.
+        if replicator is not None:
+            replicator.stop()
     return 0
+
+
+def _start_replication(config: config_mod.Config):
+    """Litestream as a managed child when [replication] replica_url is set (None when off)."""
+    if not config.replication.replica_url:
+        return None
+    from app import migrations
+    from app.ops import replication
+
+    config.ensure_dirs()
+    migrations.apply(config.db_path)  # Litestream watches a database that exists
+    replicator = replication.Replicator(config)
+    replicator.start()
+    print(f"replication: capteo.db copied continuously to {replication.safe_url(replication.replica_url(config))} "
+          f"(every {config.replication.sync_interval_seconds:g} s)", flush=True)
+    return replicator
 
 
 def _proxy_warning(config: config_mod.Config) -> str | None:
@@ -113,9 +136,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
     import jobs
 
     config = _load(args)
+    if problem := jobs.check_queue(config):
+        print(f"queue: {problem}", file=sys.stderr)
+        return 1
     db = _prepare(config)
     jobs.configure(config, db)
-    jobs.InProcessWorker(config).run()
+    # --models: only the models' consumer (one thread: this process owns the GPU); with Redis,
+    # several such processes share the models' queue. --quick: only the quick work and the sweeps.
+    jobs.InProcessWorker(config, quick=not args.models, models=not args.quick).run()
     return 0
 
 
@@ -346,6 +374,63 @@ def cmd_extract(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_restore(args: argparse.Namespace) -> int:
+    from app.ops import replication
+
+    config = _load(args)
+    to = Path(args.to).resolve()
+    try:
+        report = replication.restore(config, to, args.timestamp)
+    except replication.ReplicationError as e:
+        print(f"restore failed: {e}", file=sys.stderr)
+        return 1
+    at = f" as it was at {args.timestamp}" if args.timestamp else " at its newest state"
+    print(f"restored {report.path}{at}: {report.bytes / 1e6:.1f} MB in {report.seconds:.1f} s")
+    print("integrity check: " + ("ok" if report.ok else "FAILED: " + "; ".join(report.integrity[:10])))
+    if not report.ok:
+        return 1
+    if to != config.data_dir:
+        print(f"next, with the service stopped: remove capteo.db-wal, capteo.db-shm and .capteo.db-litestream/ "
+              f"from the data directory ({config.data_dir}) and move this capteo.db there")
+    print("only capteo.db is replicated: audio files, secrets/ and queue.db come from the last `run.py backup` copy")
+    return 0
+
+
+def _check_replication(config: config_mod.Config) -> int:
+    """The replication's state in plain words; 1 when configured but unreachable or far behind."""
+    from app.ops import replication
+
+    if not replication.enabled(config):
+        print("replication: off ([replication] replica_url is empty): a lost box loses what changed since "
+              "the last `run.py backup`")
+        return 0
+    where = replication.safe_url(replication.replica_url(config))
+    if not config.db_path.exists():
+        try:
+            found = replication.replica_files(config)
+        except replication.ReplicationError as e:
+            print(f"replication to {where}: UNREACHABLE — {e}")
+            return 1
+        print(f"replication to {where}: the replica answers ({len(found)} file(s)); capteo.db will be created "
+              "and copied at start-up")
+        return 0
+    reading = replication.lag(config)
+    assert reading is not None
+    limit = replication.lag_limit(config)
+    if reading.seconds is None:
+        print(f"replication to {where}: UNKNOWN — {reading.problem}")
+        return 1
+    behind = f"{reading.seconds:.0f} s behind ({reading.transactions} transaction(s) not on the replica yet)"
+    if reading.seconds > limit:
+        print(f"replication to {where}: LAGGING — {behind}; more than {limit:.0f} s: is the service running, "
+              "does the replica accept writes?")
+        return 1
+    state = "in sync" if reading.seconds == 0 else behind
+    newest = reading.replica_at.isoformat() if reading.replica_at else "-"
+    print(f"replication to {where}: {state} (replica at transaction {reading.replica_txid}, newest file {newest})")
+    return 0
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from app import i18n, migrations
     from app.voicemail import models
@@ -373,6 +458,14 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"database: {config.db_path} ({len(pending)} migrations pending; applied at start-up)")
     else:
         print(f"database: {config.db_path} will be created at start-up")
+    import jobs
+
+    if problem := jobs.check_queue(config):
+        print(f"queue: UNREACHABLE: {problem}")
+        problems += 1
+    elif config.queue.backend == "redis":
+        print(f"queue: Redis at {jobs.redis_address(config)}"
+              + ("" if config.queue.models_in_process else "; the models' work runs in `run.py worker --models`"))
     print(f"GPU: {'yes' if models.has_gpu() else 'no (models run on the CPU)'}")
     # Each model loaded as the worker loads it (never from the Hub): a file on disk is not enough.
     for kind, info in models.health(config, wait=True).items():
@@ -398,6 +491,7 @@ def cmd_check(args: argparse.Namespace) -> int:
                              "no auth token (CAPTEO_SECRET_GEOCODER_AUTH): throttled, lookups retried later"))
     if warning := _proxy_warning(config):
         print(f"  WARNING: {warning}")
+    problems += _check_replication(config)
     if config.integrations.allow_private_targets:
         print("  WARNING: [integrations] allow_private_targets is on: webhooks may reach this server's own "
               "network (private and loopback addresses, plain http); keep it off unless the CRM is on-premise")
@@ -409,6 +503,10 @@ def cmd_systemd_unit(args: argparse.Namespace) -> int:
     config = _load(args)
     python = ROOT / ".venv" / "bin" / "python"
     timeout = int(config.queue.shutdown_timeout) + 15
+    if config.replication.replica_url:
+        from app.ops.replication import SHUTDOWN_SYNC_SECONDS
+
+        timeout += 2 * SHUTDOWN_SYNC_SECONDS + 5  # Litestream stops last, pushing the last writes
     print(f"""# /etc/systemd/system/capteo.service — generated by `run.py systemd-unit`
 [Unit]
 Description=Capteo (web app and background worker)
@@ -424,6 +522,8 @@ Restart=on-failure
 RestartSec=3
 # SIGTERM lets requests and running tasks finish; past this, systemd kills.
 KillSignal=SIGTERM
+# SIGTERM to run.py only: it stops Litestream itself, after the last writes.
+KillMode=mixed
 TimeoutStopSec={timeout}
 Environment=PYTHONUNBUFFERED=1
 NoNewPrivileges=true
@@ -445,7 +545,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("serve", help="serve the app (the default)").set_defaults(func=cmd_serve)
     sub.add_parser("migrate", help="apply pending migrations").set_defaults(func=cmd_migrate)
-    sub.add_parser("worker", help="run the queue worker alone").set_defaults(func=cmd_worker)
+    worker = sub.add_parser("worker", help="run the queue workers alone (both, or --models / --quick)")
+    only = worker.add_mutually_exclusive_group()
+    only.add_argument("--models", action="store_true", help="only the models' worker (one thread, one GPU)")
+    only.add_argument("--quick", action="store_true", help="only the quick work and the periodic sweeps")
+    worker.set_defaults(func=cmd_worker)
 
     business = sub.add_parser("business", help="manage businesses").add_subparsers(dest="action", required=True)
     create = business.add_parser("create", help="create a business and its owner")
@@ -521,12 +625,19 @@ def build_parser() -> argparse.ArgumentParser:
     extract.set_defaults(func=cmd_extract)
 
     sub.add_parser("check", help="validate configuration, list what is missing").set_defaults(func=cmd_check)
+    restore = sub.add_parser("restore", help="capteo.db from the Litestream replica into DIR, then checked")
+    restore.add_argument("--to", required=True, help="directory to restore into (its capteo.db must not exist)")
+    restore.add_argument("--timestamp", help="as it was at this ISO date-time (default: the newest state)")
+    restore.set_defaults(func=cmd_restore)
     sub.add_parser("systemd-unit", help="print a systemd unit file").set_defaults(func=cmd_systemd_unit)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Huey says "Executing ..." and "... executed in" for every task (four lines for each form
+    # post, 5-8% of the server's CPU under load): its warnings and errors are what matter.
+    logging.getLogger("huey").setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -93,10 +93,63 @@ class Data:
     dir: str = _key("data")
 
 
+def _queue_backend(v: str) -> str | None:
+    return None if v in ("sqlite", "redis") else "must be 'sqlite' or 'redis'"
+
+
+def _redis_url(v: str) -> str | None:
+    if v == "":
+        return None
+    parts = urlsplit(v)
+    if parts.scheme not in ("redis", "rediss", "unix") or not (parts.netloc or parts.path):
+        return "must be a redis://host:port/db, rediss:// or unix:// URL"
+    return None
+
+
 @dataclass(frozen=True)
 class Queue:
     workers: int = _key(2, _positive)
     shutdown_timeout: float = _key(20.0, _positive)
+    # "sqlite": the queues are files of the data directory (one box). "redis": they live in Redis,
+    # so that model workers in other processes (`run.py worker --models`) share them.
+    backend: str = _key("sqlite", _queue_backend)
+    redis_url: str = _key("", _redis_url)
+    # Whether the web server also runs the models' worker on a thread. Off: the models' work
+    # waits for `run.py worker --models` processes (and the web server never loads a model).
+    models_in_process: bool = _key(True)
+
+
+def _replica_url(v: str) -> str | None:
+    if v == "":
+        return None
+    parts = urlsplit(v)
+    if v.startswith("/") and not v.startswith("//"):
+        return None
+    if parts.scheme == "file" and not parts.netloc and parts.path.startswith("/"):
+        return None
+    if parts.scheme == "s3" and parts.hostname:
+        return None
+    if parts.scheme == "sftp" and parts.hostname and parts.username:
+        # A password in the URL would be a secret in capteo.toml: the key file is configured instead.
+        return None if parts.password is None else "must not hold a password: set sftp_key_path"
+    return "must be an absolute path, file:///path, sftp://user@host/path or s3://bucket/path"
+
+
+@dataclass(frozen=True)
+class Replication:
+    # Where Litestream copies capteo.db continuously: "" (off), /a/path or file:///a/path,
+    # sftp://user@host/path, s3://bucket/path (S3-compatible: see endpoint).
+    replica_url: str = _key("", _replica_url)
+    # S3-compatible endpoint other than AWS (MinIO, Backblaze, a test server); "" for AWS.
+    endpoint: str = _key("", _http_url)
+    # How long the replica keeps what lets a restore reach an earlier moment.
+    retention_hours: int = _key(72, _positive)
+    # Seconds between Litestream's pushes to the replica (what a lost box can lose at most).
+    sync_interval_seconds: float = _key(1.0, _positive)
+    # sftp:// only: the private key Litestream signs in with, and the server's public host key
+    # ("ssh-ed25519 AAAA..."; without it any host key is accepted).
+    sftp_key_path: str = _key("")
+    sftp_host_key: str = _key("")
 
 
 @dataclass(frozen=True)
@@ -280,7 +333,7 @@ SECTIONS: dict[str, type] = {
     "server": Server, "data": Data, "queue": Queue, "i18n": I18n, "models": Models, "voicemail": Voicemail,
     "voipms": Voipms, "auth": Auth, "map": Map, "forms": Forms, "twilio": Twilio, "smtp": Smtp, "geocoder": Geocoder,
     "retention": Retention, "privacy": Privacy, "demo": Demo, "integrations": Integrations,
-    "signup": Signup, "billing": Billing, "chat": Chat, "metrics": Metrics,
+    "signup": Signup, "billing": Billing, "chat": Chat, "metrics": Metrics, "replication": Replication,
 }
 
 
@@ -354,6 +407,7 @@ class Config:
     billing: Billing
     chat: Chat
     metrics: Metrics
+    replication: Replication
     # Where each value came from ("default", the file, or an environment variable), by "section.key".
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
@@ -503,5 +557,7 @@ def load(path: str | os.PathLike | None = None, env: Mapping[str, str] | None = 
         for key in ("cloudflare_team_domain", "cloudflare_audience"):
             if not values["auth"][key]:
                 raise ConfigError(f"[auth] {key} is required when [auth] mode = 'cloudflare'")
+    if values["queue"]["backend"] == "redis" and not values["queue"]["redis_url"]:
+        raise ConfigError("[queue] redis_url is required when [queue] backend = 'redis'")
     sections = {name: SECTIONS[name](**values[name]) for name in SECTIONS}
     return Config(path=path, sources=sources, **sections)

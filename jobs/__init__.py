@@ -1,15 +1,22 @@
 """The two Huey queues, and the resources tasks share.
 
-`huey` (`<data dir>/queue.db`, several worker threads) carries everything quick: the
-heartbeat, SMS, geocoding, sweeps, polling. `models_huey` (`queue-models.db`, one worker
-thread) carries only the work that holds the speech and language models: a voicemail's
-transcription and extraction take seconds to minutes each, and with both on one queue
-twenty voicemails kept every worker thread waiting on the model lock while the heartbeat
-and the owners' SMS sat behind them. One model worker is also what the models want: one
-process owns the GPU (or the CPU cores), and the models load once.
+`huey` (several worker threads) carries everything quick: the heartbeat, SMS, geocoding,
+sweeps, polling. `models_huey` (one worker thread) carries only the work that holds the
+speech and language models: a voicemail's transcription and extraction take seconds to
+minutes each, and with both on one queue twenty voicemails kept every worker thread
+waiting on the model lock while the heartbeat and the owners' SMS sat behind them. One
+model worker per process is also what the models want: one process owns the GPU (or the
+CPU cores), and the models load once.
+
+Where the queues live is `[queue] backend`: "sqlite" (the default) keeps them in files of
+the data directory (`queue.db`, `queue-models.db`); "redis" keeps them in Redis
+(`PriorityRedisStorage`, so priorities still order the work), so that several
+`run.py worker --models` processes share the models' queue. Either way a task carries ids
+only and capteo.db holds the truth: a task lost with its worker (Redis hands a task over
+once and forgets it) is found again by the sweeps.
 
 Both start in immediate mode with in-memory storage so that importing this module
-touches no file; `configure()` points them at the data directory once the configuration
+touches no file; `configure()` points them at their storage once the configuration
 is known. Task modules import them from here and stay thin: they call domain functions
 in `app/`, with ids, never personal data.
 """
@@ -17,24 +24,98 @@ in `app/`, with ids, never personal data.
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
+import secrets
 import signal
 import threading
+import time
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
-from huey import SqliteHuey
+import redis
+from huey import Huey
+from huey.api import Result
 from huey.consumer import Consumer
+from huey.storage import PriorityRedisStorage, RedisStorage, SqliteStorage
 
 from app.config import Config
 from app.db import Database
 from app.voicemail import models
 
-# Results stay on (store_none off): only a task that returns something stores a row, and only
-# the heartbeat does (its id is what /healthz hands out); see jobs.system.heartbeat.
-huey = SqliteHuey("capteo", immediate=True)
-models_huey = SqliteHuey("capteo-models", immediate=True)
-MODELS_QUEUE_FILE = "queue-models.db"
+log = logging.getLogger("capteo.queue")
 
-# Higher runs first: SqliteHuey dequeues by priority, then in order of arrival. A worker
+
+class CapteoHuey(Huey):
+    """A Huey whose storage `configure()` chooses. On Redis, a task that cannot be queued
+    (Redis down or unreachable) is logged, not raised: what it would wake is committed in
+    capteo.db already, the sweeps wake it once Redis answers again, and the request that
+    asked (a form, an upload) must not fail for it."""
+
+    def enqueue(self, task: Any) -> Any:
+        if not isinstance(self.storage, RedisStorage):
+            return super().enqueue(task)
+        try:
+            return super().enqueue(task)
+        except redis.exceptions.RedisError as e:
+            with _refused_lock:
+                _refused[0] += 1
+                if time.monotonic() - _refused[1] >= 60:
+                    log.warning("the queue's Redis refused %d task(s) (the last: %s, %s): not queued; the sweeps "
+                                "wake their work once Redis answers (said again in a minute if still down)",
+                                _refused[0], task.name, type(e).__name__)
+                    _refused[:] = [0, time.monotonic()]
+            return Result(self, task) if self.results else None
+
+
+# Tasks Redis refused since the last warning, and when that was (one warning a minute at most).
+_refused: list = [0, -60.0]
+_refused_lock = threading.Lock()
+
+
+class _RedisDownFilter(logging.Filter):
+    """Huey's consumer logs a traceback each time a worker thread or the scheduler fails to
+    read the queue: with Redis down, several a second. Keep one plain line a minute instead."""
+
+    EVERY_S = 60.0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._last = -self.EVERY_S
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if not isinstance(error, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
+            return True
+        with self._lock:
+            if time.monotonic() - self._last < self.EVERY_S:
+                return False
+            self._last = time.monotonic()
+        said = record.getMessage().rstrip(".")
+        record.msg = "%s: the queue's Redis does not answer (%s); retrying (said again in a minute if still down)"
+        record.args = (said, str(error).split("\n")[0] or type(error).__name__)
+        record.exc_info = record.exc_text = None
+        return True
+
+
+_redis_down = _RedisDownFilter()
+for _name in ("huey.consumer.Worker", "huey.consumer.Scheduler"):
+    logging.getLogger(_name).addFilter(_redis_down)
+
+
+# Results stay on (store_none off): only a task that returns something stores a result, and only
+# the heartbeat does (its id is what /healthz hands out); see jobs.system.heartbeat.
+huey = CapteoHuey("capteo", immediate=True, storage_class=SqliteStorage)
+models_huey = CapteoHuey("capteo-models", immediate=True, storage_class=SqliteStorage)
+MODELS_QUEUE_FILE = "queue-models.db"
+# With Redis, the queues' names carry this data directory's own id (made once, kept in this
+# file): installations sharing a Redis server never take each other's tasks, and every process
+# given the same data directory shares the same queues.
+QUEUE_ID_FILE = "queue-id"
+
+# Higher runs first: both storages dequeue by priority, then in order of arrival. A worker
 # proves it is alive, an owner hears of a new lead and a voicemail is read even with
 # thousands of geocoding tasks queued behind them.
 PRIORITY_HEARTBEAT = 100
@@ -51,6 +132,9 @@ class _Context:
 
     _config: Config | None = None
     _db: Database | None = None
+    # True in a process that runs the quick work but not the models' (`run.py worker --quick`,
+    # or the web server with [queue] models_in_process off): the models are not loaded here.
+    models_elsewhere: bool = False
 
     @property
     def config(self) -> Config:
@@ -68,20 +152,84 @@ class _Context:
 context = _Context()
 
 
-def _bind(queue: SqliteHuey, path: Path) -> None:
-    queue.storage_kwargs = {"filename": str(path), "journal_mode": "wal", "timeout": 5}
+def _bind(queue: CapteoHuey, name: str, storage_class: type, **storage_kwargs: Any) -> None:
+    old = queue.storage
+    queue.name = name
+    queue.storage_class = storage_class
+    queue.storage_kwargs = storage_kwargs
     if queue.immediate:
-        queue.immediate = False  # the setter builds the SQLite storage from storage_kwargs
+        queue.immediate = False  # the setter builds the storage from storage_class and storage_kwargs
     else:
         queue.storage = queue.create_storage()
+    if isinstance(old, RedisStorage):
+        old.pool.disconnect()  # configured again (each test does): the last binding's sockets go
 
 
-def configure(config: Config, db: Database) -> SqliteHuey:
-    """Bind the queues to the data directory (their own files, WAL, 5 s busy timeout)."""
+def _redis_pool(config: Config) -> redis.ConnectionPool:
+    # Bounded waits: a Redis that vanishes is an error the consumer logs and retries, never a
+    # worker thread stuck forever. The socket timeout outlasts the 1 s blocking read.
+    return redis.ConnectionPool.from_url(config.queue.redis_url, socket_connect_timeout=5, socket_timeout=10,
+                                         health_check_interval=30)
+
+
+def redis_address(config: Config) -> str:
+    """The Redis server in words, without a password the URL may hold."""
+    parts = urlsplit(config.queue.redis_url)
+    if parts.scheme == "unix":
+        return f"unix:{parts.path}"
+    return f"{parts.scheme}://{parts.hostname}:{parts.port or 6379}{parts.path or ''}"
+
+
+def check_queue(config: Config) -> str | None:
+    """What is wrong with the queue's storage, in plain words (None: nothing). Only Redis is
+    checked: the SQLite queues are files of the data directory, made at start-up."""
+    if config.queue.backend != "redis":
+        return None
+    pool = _redis_pool(config)
+    try:
+        redis.Redis(connection_pool=pool).ping()
+    except redis.exceptions.AuthenticationError:
+        return (f"the queue's Redis at {redis_address(config)} refused the password in [queue] redis_url")
+    except redis.exceptions.RedisError as e:
+        reason = str(e).split("\n")[0] or type(e).__name__
+        return (f"the queue's Redis at {redis_address(config)} does not answer ({reason}): start it, or fix "
+                "[queue] redis_url")
+    finally:
+        pool.disconnect()
+    return None
+
+
+def _queue_id(data_dir: Path) -> str:
+    path = data_dir / QUEUE_ID_FILE
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_hex(6) + "\n")
+    return path.read_text().strip()
+
+
+def configure(config: Config, db: Database) -> CapteoHuey:
+    """Bind the queues: to the data directory (their own files, WAL, 5 s busy timeout), or to
+    Redis. A Redis that does not answer is said in the log, not raised: the web server keeps
+    taking requests (capteo.db holds them) and the consumers retry until it answers."""
     context._config = config
     context._db = db
-    _bind(huey, config.queue_path)
-    _bind(models_huey, config.data_dir / MODELS_QUEUE_FILE)
+    context.models_elsewhere = False
+    if config.queue.backend == "redis":
+        if problem := check_queue(config):
+            log.warning("%s; background work waits until it does (capteo.db keeps everything)", problem)
+        base = f"capteo_{_queue_id(config.data_dir)}"
+        pool = _redis_pool(config)
+        for queue, name in ((huey, base), (models_huey, f"{base}_models")):
+            # Blocking reads: an idle worker takes a task the moment it is queued.
+            _bind(queue, name, PriorityRedisStorage, connection_pool=pool, blocking=True, read_timeout=1)
+    else:
+        sqlite = {"journal_mode": "wal", "timeout": 5}
+        _bind(huey, "capteo", SqliteStorage, filename=str(config.queue_path), **sqlite)
+        _bind(models_huey, "capteo-models", SqliteStorage, filename=str(config.data_dir / MODELS_QUEUE_FILE),
+              **sqlite)
     return huey
 
 
@@ -89,7 +237,8 @@ def queue_depth() -> int:
     return huey.pending_count() + models_huey.pending_count()
 
 
-def _consumer(queue: SqliteHuey, config: Config, *, workers: int, periodic: bool) -> Consumer:
+def _consumer(queue: CapteoHuey, config: Config, *, workers: int, periodic: bool,
+              graceful_signal: str = "INT") -> Consumer:
     return queue.create_consumer(
         workers=workers,
         worker_type="thread",
@@ -99,6 +248,7 @@ def _consumer(queue: SqliteHuey, config: Config, *, workers: int, periodic: bool
         backoff=1.15,
         max_delay=1.0,
         shutdown_timeout=config.queue.shutdown_timeout,
+        graceful_signal=graceful_signal,
     )
 
 
@@ -107,29 +257,42 @@ def create_consumer(config: Config) -> Consumer:
     return _consumer(huey, config, workers=config.queue.workers, periodic=True)
 
 
-def create_model_consumer(config: Config) -> Consumer:
-    """The models' consumer: one thread, so one voicemail at a time holds the models."""
-    return _consumer(models_huey, config, workers=1, periodic=False)
+def create_model_consumer(config: Config, *, graceful_on_sigterm: bool = False) -> Consumer:
+    """The models' consumer: one thread, so one voicemail at a time holds the models. Run on
+    its own (`run.py worker --models`), SIGTERM lets the running voicemail finish, up to
+    [queue] shutdown_timeout; past it the process goes and the sweep redoes that step."""
+    return _consumer(models_huey, config, workers=1, periodic=False,
+                     graceful_signal="TERM" if graceful_on_sigterm else "INT")
 
 
 class InProcessWorker:
-    """Both consumers, on threads of the web server's process (or of `run.py worker`)."""
+    """The consumers, on threads of the web server's process (or of `run.py worker`): the
+    quick work's and, unless `models` is false, the models' (default: [queue] models_in_process)."""
 
-    def __init__(self, config: Config):
+    def __init__(self, config: Config, *, quick: bool = True, models: bool | None = None):
+        if models is None:
+            models = config.queue.models_in_process
+        if not (quick or models):
+            raise ValueError("a worker runs the quick work, the models' work, or both")
         self.config = config
-        self.consumer = create_consumer(config)
-        self.model_consumer = create_model_consumer(config)
+        self.consumer = create_consumer(config) if quick else None
+        self.model_consumer = create_model_consumer(config, graceful_on_sigterm=not quick) if models else None
+        context.models_elsewhere = not models
+
+    def _consumers(self) -> list[Consumer]:
+        return [c for c in (self.model_consumer, self.consumer) if c is not None]
 
     def start(self) -> None:
         # The models are loaded and checked once now, off the request path: the dashboard,
         # /healthz and `run.py check` then say in plain words what is wrong, if anything.
-        models.validate_in_background(self.config)
+        if self.model_consumer is not None:
+            models.validate_in_background(self.config)
         # Huey installs its own SIGINT/SIGTERM/SIGHUP handlers; the web server owns
         # signals here, so put its handlers back once the threads are running.
         on_main = threading.current_thread() is threading.main_thread()
         saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)} if on_main else {}
         try:
-            for consumer in (self.model_consumer, self.consumer):
+            for consumer in self._consumers():
                 # Off the main thread (a test client) signals cannot be set: the workers run anyway.
                 with contextlib.suppress(ValueError):
                     consumer.start()
@@ -139,22 +302,32 @@ class InProcessWorker:
 
     def stop(self) -> None:
         """Let running tasks finish, up to [queue] shutdown_timeout (each queue in turn)."""
-        self.consumer.stop(graceful=True)
-        self.model_consumer.stop(graceful=True)
+        for consumer in reversed(self._consumers()):
+            consumer.stop(graceful=True)
 
     def run(self) -> None:
-        """`run.py worker`: until SIGTERM or SIGINT, then a graceful stop of both."""
-        models.validate_in_background(self.config)
-        self.model_consumer.start()
+        """`run.py worker`: until SIGTERM or SIGINT, then a graceful stop."""
+        if self.model_consumer is not None:
+            models.validate_in_background(self.config)
+        if self.consumer is None:
+            assert self.model_consumer is not None
+            self.model_consumer.run()  # `--models`: its one thread; SIGTERM lets its voicemail finish
+            return
+        if self.model_consumer is not None:
+            self.model_consumer.start()
         try:
             self.consumer.run()  # its signal handlers replace the model consumer's
         finally:
-            self.model_consumer.stop(graceful=True)
+            if self.model_consumer is not None:
+                self.model_consumer.stop(graceful=True)
 
 
 def catch_up() -> None:
     """At start-up, wake at once the work a crash left behind (the periodic sweeps
-    would only find it at the next minute): tasks are wake-ups, capteo.db is the truth."""
+    would only find it at the next minute): tasks are wake-ups, capteo.db is the truth.
+    Where this process runs the models' work, a killed predecessor's leases are let go."""
+    if not context.models_elsewhere:
+        voicemail.release_leases()
     intake.sweep_outbox()
     intake.sweep_geocoding()
     voicemail.sweep_voicemail()

@@ -34,11 +34,18 @@ def process(voicemail_id: int) -> None:
         intake.wake_lead(lead_id)  # a postal code to place on the map; an older voicemail's SMS
 
 
+def release_leases() -> int:
+    return voicemail.release_leases(context.db)
+
+
 @huey.periodic_task(crontab(minute="*"), priority=PRIORITY_VOICEMAIL)
 def sweep_voicemail() -> int:
     """Wake what is due or stuck; a voicemail waiting for the speech model is woken
-    as soon as the model is on disk."""
-    ids = voicemail.due(context.db, include_received=engine().speech_ready())
+    as soon as the model is on disk. Where the models run in other processes
+    (`run.py worker --models`), this one does not load them to ask: every voicemail still
+    to transcribe is woken, and the models' worker leaves it waiting if it has no model."""
+    include_received = True if context.models_elsewhere else engine().speech_ready()
+    ids = voicemail.due(context.db, include_received=include_received)
     for voicemail_id in ids:
         process(voicemail_id)
     return len(ids)

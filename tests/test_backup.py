@@ -66,3 +66,17 @@ def test_backup_refuses_an_existing_destination(db, config, tmp_path):
     assert result.returncode == 1 and "already exists" in result.stderr
     result = _run(config, "backup", str(config.data_dir / "inside"))
     assert result.returncode == 1 and "outside the data directory" in result.stderr
+
+
+def test_backup_leaves_litestreams_running_state_out(db, config, tmp_path):
+    from app.ops import backup
+
+    (config.data_dir / ".capteo.db-litestream" / "ltx" / "0").mkdir(parents=True)
+    (config.data_dir / ".capteo.db-litestream" / "ltx" / "0" / "0000000000000001-0000000000000001.ltx").write_bytes(
+        b"LTX")
+    (config.data_dir / "litestream.yml").write_text("{}")
+    (config.audio_dir / "kept.wav").write_bytes(b"RIFF")
+    report = backup.backup(config.data_dir, tmp_path / "copy")
+    copied = {p.relative_to(report.dest).as_posix() for p in report.dest.rglob("*")}
+    assert "capteo.db" in copied and any(p.endswith("kept.wav") for p in copied)
+    assert not [p for p in copied if "litestream" in p]

@@ -149,7 +149,7 @@ def test_find_export_and_erase_a_conversation_without_lead_by_phone(client, db, 
     # The other business still holds its copy (its own client's words); erase it too, then no trace.
     with db.write() as conn:
         chat.erase(conn, elsewhere, actor="t", business_id=other, reason="erasure")
-    retention.checkpoint(db)
+    retention.checkpoint(db, config)
     assert_no_trace(config, old_hash)
 
 

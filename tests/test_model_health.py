@@ -178,6 +178,23 @@ def test_validation_in_the_background_then_health(cfg):
     assert known["whisper"]["code"] == "ok"
 
 
+def test_where_the_models_run_elsewhere_this_process_checks_files_and_loads_nothing(cfg, monkeypatch):
+    elsewhere = config_mod.load(cfg.path, env={**FAST, "CAPTEO_MODELS_WHISPER": "small",
+                                                "CAPTEO_QUEUE_MODELS_IN_PROCESS": "false"})
+    loaded = []
+    real_load = models._load_whisper
+    monkeypatch.setattr(models, "_load_whisper", lambda *a: loaded.append(a) or real_load(*a))
+    models.validate_in_background(elsewhere).join(timeout=60)
+    known = models.health(elsewhere)
+    assert loaded == [] and known["whisper"]["usable"] is True and known["llm"]["usable"] is True
+    # Incomplete files are still said to be so.
+    models.forget()
+    (models.whisper_dir(elsewhere) / "tokenizer.json").unlink()
+    models.validate_in_background(elsewhere).join(timeout=60)
+    broken = models.health(elsewhere)["whisper"]
+    assert loaded == [] and broken["usable"] is False and broken["code"] == "missing_file"
+
+
 def _check(config_path):
     return subprocess.run([sys.executable, str(ROOT / "run.py"), "--config", str(config_path), "check"],
                           capture_output=True, text=True, cwd=ROOT)

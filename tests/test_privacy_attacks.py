@@ -96,7 +96,7 @@ def test_erasure_by_phone_erases_voicemails_that_never_became_a_lead(client, db,
     with db.write() as conn:  # the other business's copy goes too, to check the file for this one's bytes
         retention.erase_voicemail(conn, config, voicemail.get(db, other, elsewhere), actor="t", reason="t",
                                   now=clock.now_iso())
-    retention.checkpoint(db)
+    retention.checkpoint(db, config)
     data = raw_files(config)
     assert b"5550177" not in data and "Zéphyrinvocal".encode() not in data
 

@@ -297,3 +297,64 @@ def test_killed_at_any_state_every_voicemail_ends_as_exactly_one_lead(tmp_path, 
     assert [v["id"] for v in vms] == ids
     assert all(v["state"] == "lead_created" for v in vms), vms
     assert lead_count == len(ids) and len({v["lead_id"] for v in vms}) == len(ids)
+
+
+class CountingStandIn:
+    """The Engine protocol, counting transcriptions; while one runs, another worker's copy
+    of the same task (`during`) is tried."""
+
+    def __init__(self, during=None):
+        self.transcribed = 0
+        self.during = during
+
+    def speech_ready(self) -> bool:
+        return True
+
+    def transcribe(self, path, business):
+        self.transcribed += 1
+        if self.during:
+            self.during()
+        return SAID, "fr"
+
+    def extract(self, transcript, caller_id, business, language):
+        return rules.extract(transcript, caller_id).as_dict()
+
+
+def test_a_step_is_leased_a_second_worker_leaves_it_and_the_sweep_waits(db, config, recording, monkeypatch):
+    from datetime import timedelta
+
+    from app import clock
+
+    bid, _ = make_business(db, "gagnon", "G", custom=False)
+    vm_id, _ = voicemail.receive(db, config, business_id=bid, data=recording, caller_id="+14385550123",
+                                 source="upload", actor="t")
+    second = CountingStandIn()
+    seen = {}
+
+    def other_worker_tries():
+        seen["result"] = voicemail.process(db, config, second, vm_id, "https://capteo.example")
+        seen["due"] = voicemail.due(db)
+
+    first = CountingStandIn(during=other_worker_tries)
+    assert voicemail.process(db, config, first, vm_id, "https://capteo.example").state == "lead_created"
+    # While the first worker transcribed, the same voicemail was neither transcribed again by
+    # a second worker nor handed to the sweep.
+    assert seen["result"].waiting_for == "another_worker" and second.transcribed == 0
+    assert vm_id not in seen["due"]
+    assert first.transcribed == 1 and db.one("SELECT count(*) AS n FROM leads")["n"] == 1
+
+    # A worker killed mid-step: its lease runs out after STUCK_AFTER, then the sweep wakes it.
+    vm2, _ = voicemail.receive(db, config, business_id=bid, data=recording, caller_id=None, source="upload",
+                               actor="t")
+    assert voicemail._lease(db, voicemail.get(db, bid, vm2))  # the killed worker's
+    assert vm2 not in voicemail.due(db)
+    later = clock.now() + voicemail.STUCK_AFTER + timedelta(seconds=1)
+    real_now = clock.now
+    monkeypatch.setattr(clock, "now", lambda: later)
+    assert vm2 in voicemail.due(db)
+    monkeypatch.setattr(clock, "now", real_now)
+    # ...or at once when the process that runs the models' work starts again.
+    assert voicemail.release_leases(db) == 1 and vm2 in voicemail.due(db)
+    third = CountingStandIn()
+    assert voicemail.process(db, config, third, vm2, "https://capteo.example").state == "lead_created"
+    assert third.transcribed == 1 and db.one("SELECT count(*) AS n FROM leads")["n"] == 2

@@ -317,7 +317,7 @@ def finalize(db: Database, config: Config, business_id: int) -> None:
         audit.record(conn, actor=ACTOR, action="business.close.final", entity="business", entity_id=business_id,
                      business_id=business_id, fields=["leads", "voicemails", "chats", "clients", "messages", "webhooks",
                                                       "privacy_requests", "team", "phone", "notify_phones"])
-    retention.checkpoint(db)
+    retention.checkpoint(db, config)
 
 
 def finalize_due(db: Database, config: Config, as_of: datetime | None = None) -> list[int]:

@@ -40,6 +40,7 @@ from app.i18n import N_
 from app.leads import custom_fields
 from app.leads.fields import LEAD_FIELDS
 from app.messaging import outbox
+from app.ops import replication
 
 log = logging.getLogger("capteo.chat")
 
@@ -435,7 +436,7 @@ def sweep(db: Database, config: Config, businesses_by_id: Callable[[int], dict],
                 erase(conn, conv["id"], actor="system:retention", business_id=conv["business_id"], reason="retention")
                 report.erased.append(conv["id"])
         # secure_delete overwrote the rows in the file; the WAL must not keep them either.
-        db.reader().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        replication.truncate_wal(config, db.reader())
     return report
 
 

@@ -49,10 +49,17 @@ def _copy_database(src_path: Path, dst_path: Path) -> str:
     return "ok" if result == ["ok"] else "; ".join(map(str, result))
 
 
+# Litestream's own state (its LTX files, generated config, control socket): it belongs to
+# the running replication, not to a copy of the data.
+REPLICATION_STATE = {".capteo.db-litestream", "litestream.yml", "litestream.sock"}
+
+
 def _skip(rel: Path, include_models: bool) -> bool:
     if rel.parts and rel.parts[0] == "models" and not include_models:
         return True
     name = rel.name
+    if len(rel.parts) == 1 and name in REPLICATION_STATE:
+        return True
     return name in DATABASES or (
         name.endswith(("-wal", "-shm", "-journal")) and name.rsplit("-", 1)[0] in DATABASES
     )

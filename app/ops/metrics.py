@@ -9,7 +9,10 @@ tests build many apps in one process). What it holds:
 - everything else is read when Prometheus scrapes (`StateCollector`), from the queues'
   SQLite files and from capteo.db, with a few indexed or bounded queries: queue depth,
   the age of the oldest waiting SMS, webhook delivery and voicemail step, counts by
-  status, the models' state.
+  status, the models' state;
+- `capteo_replication_lag_seconds` when `[replication]` is on: how far Litestream's replica is
+  behind capteo.db (NaN when it cannot be told), from a reading at most a few seconds old that
+  is refreshed in the background: a scrape never waits on the replica.
 
 Labels carry only words this module chooses (states, statuses, queue and model names):
 never a business, a person, a phone number, an address or a URL. Nothing is logged.
@@ -36,6 +39,7 @@ import jobs
 from app import clock, http_limits
 from app.config import Config
 from app.db import Database
+from app.ops import replication
 from app.voicemail import models
 
 # Seconds; a voicemail upload may take minutes, a page a few milliseconds.
@@ -155,7 +159,8 @@ class StateCollector(Collector):
                                "1: this scrape read the source; 0: it could not (its figures are missing).",
                                labels=["source"])
         for name, part in (("queues", self._queues), ("models", self._models), ("voicemails", self._voicemails),
-                           ("sms", self._outbox), ("webhooks", self._webhooks), ("chat", self._chat)):
+                           ("sms", self._outbox), ("webhooks", self._webhooks), ("chat", self._chat),
+                           *((("replication", self._replication),) if replication.enabled(self.config) else ())):
             try:
                 read = list(part())
             except Exception:  # one unreadable source must not hide the others
@@ -256,6 +261,15 @@ class StateCollector(Collector):
         yield GaugeMetricFamily("capteo_webhook_oldest_waiting_seconds",
                                 "Seconds the oldest webhook delivery not yet done has waited; 0: none.",
                                 value=_seconds_since(oldest["at"], clock.now()))
+
+    def _replication(self) -> Iterator[Metric]:
+        reading = replication.cached_lag(self.config)
+        yield GaugeMetricFamily(
+            "capteo_replication_lag_seconds",
+            "Seconds the off-box replica of capteo.db is behind (0: in sync; NaN: not known yet or unreadable).",
+            value=replication.lag_value(reading))
+        if reading is not None and reading.problem:
+            raise replication.ReplicationError(reading.problem)  # capteo_metrics_source_up{source="replication"} 0
 
     def _chat(self) -> Iterator[Metric]:
         counts = self._counts("SELECT state AS k, count(*) AS n FROM chat_conversations GROUP BY state", CHAT_STATES)

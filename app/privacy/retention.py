@@ -31,6 +31,7 @@ from app.config import Config
 from app.db import Database
 from app.i18n import N_
 from app.leads.fields import LEAD_FIELDS
+from app.ops import replication
 
 ANONYMIZED_NEED = N_("Anonymized (Law 25)")
 ERASED_FIELDS = tuple(f.name for f in LEAD_FIELDS if f.erased)
@@ -102,10 +103,10 @@ def anonymize(conn: apsw.Connection, config: Config, lead: dict, *, actor: str, 
                          "voicemail.caller_id", "voicemail.extraction"])
 
 
-def checkpoint(db: Database) -> None:
+def checkpoint(db: Database, config: Config) -> None:
     """Move everything out of the WAL and truncate it: erased values must not
-    survive there either."""
-    db.reader().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    survive there either (with Litestream paused meanwhile, when it replicates capteo.db)."""
+    replication.truncate_wal(config, db.reader())
 
 
 def sweep(db: Database, config: Config, as_of: datetime | None = None) -> SweepReport:
@@ -149,7 +150,7 @@ def sweep(db: Database, config: Config, as_of: datetime | None = None) -> SweepR
         path.unlink(missing_ok=True)
         report.orphan_files_deleted.append(path.name)
     if report.changed:
-        checkpoint(db)
+        checkpoint(db, config)
     return report
 
 
@@ -176,5 +177,5 @@ def erase_person(db: Database, config: Config, business_id: int, lead_ids: list[
             for conv in list(conn.execute("SELECT id FROM chat_conversations WHERE id = ? AND business_id = ?"
                                           " AND state != 'erased'", (conversation_id, business_id))):
                 chat.erase(conn, conv["id"], actor=actor, business_id=business_id, reason=reason)
-    checkpoint(db)
+    checkpoint(db, config)
     return done

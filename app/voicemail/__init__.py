@@ -234,18 +234,49 @@ def _move(conn: apsw.Connection, vm_id: int, from_state: str, to_state: str, **c
     return bool(changed)
 
 
+def _lease(db: Database, vm: dict) -> bool:
+    """Take this voicemail's current step for STUCK_AFTER, if it is due and nobody holds it.
+
+    Each step pushes `next_attempt_at` past the lease, so `due()` no longer hands an
+    unfinished voicemail to the sweep every minute and a second worker given the same
+    voicemail (the sweep's copy, a duplicate task) leaves it alone instead of transcribing
+    it again. A worker killed mid-step lets go when the lease runs out: the sweep wakes it."""
+    now = clock.now()
+    with db.write() as conn:
+        return bool(conn.execute(
+            "UPDATE voicemails SET next_attempt_at = ? WHERE id = ? AND state = ? "
+            "AND (next_attempt_at IS NULL OR next_attempt_at <= ? OR updated_at <= ?) RETURNING id",
+            ((now + STUCK_AFTER).isoformat(timespec="seconds"), vm["id"], vm["state"],
+             now.isoformat(timespec="seconds"), (now - STUCK_AFTER).isoformat(timespec="seconds")),
+        ).fetchall())
+
+
+def release_leases(db: Database) -> int:
+    """At start-up of the process that runs the models' work: no step of it is running, so
+    what a killed predecessor leased is due now, not when its lease runs out (a failed
+    try's back-off is cut short too: a restart is rare, and attempts still count)."""
+    now = clock.now_iso()
+    with db.write() as conn:
+        return len(conn.execute(
+            "UPDATE voicemails SET next_attempt_at = ? WHERE state IN ('received', 'transcribed', 'extracted') "
+            "AND next_attempt_at > ? RETURNING id", (now, now)).fetchall())
+
+
 def process(db: Database, config: Config, engine: Engine, voicemail_id: int, public_url: str) -> StepResult:
     """Take one voicemail as far as it can go now. Safe to call any number of
-    times, from any number of workers (each step only moves its own state)."""
+    times, from any number of workers: a step is leased before the models work on it
+    (`_lease`), and each step only moves its own state."""
     while True:
         vm = db.query_one("SELECT * FROM voicemails WHERE id = ?", (voicemail_id,))
         if vm is None or vm["state"] in FINAL:
             return StepResult(vm["state"] if vm else "missing")
+        if vm["state"] == "received" and not engine.speech_ready():
+            return StepResult("received", waiting_for="speech_model")
+        if not _lease(db, vm):
+            return StepResult(vm["state"], waiting_for="another_worker")
         try:
             business = businesses.get(db, vm["business_id"])
             if vm["state"] == "received":
-                if not engine.speech_ready():
-                    return StepResult("received", waiting_for="speech_model")
                 if not vm["audio_path"]:
                     raise FileNotFoundError("the audio file was deleted before transcription")
                 transcript, language = engine.transcribe(config.audio_dir / Path(vm["audio_path"]).name, business)

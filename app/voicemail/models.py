@@ -49,8 +49,16 @@ def whisper_model_name(config: Config, gpu: bool | None = None) -> str:
     return "large-v3-turbo" if gpu else "small"
 
 
+# Where an NVIDIA driver shows itself (WSL2's GPU is /dev/dxg): with none of them, CUDA has no
+# device to offer, and the answer needs no import of ctranslate2 (0.2 s and ~7 MiB that the
+# web process would otherwise pay at every start, with no model installed at all).
+_GPU_DEVICE_NODES = ("/dev/nvidiactl", "/dev/nvidia0", "/proc/driver/nvidia", "/dev/dxg")
+
+
 @lru_cache(maxsize=1)
 def has_gpu() -> bool:
+    if not any(os.path.exists(p) for p in _GPU_DEVICE_NODES):
+        return False
     try:
         import ctranslate2
 
@@ -196,10 +204,10 @@ def _mels_asked(path: Path) -> int | None:
 
 def _load_whisper(path: Path, compute: str, dev: str) -> tuple[Check, Any]:
     """(check, the loaded WhisperModel when usable)."""
-    import ctranslate2
-
     if problem := _whisper_files_check(path):
         return problem, None
+    import ctranslate2  # only once there is a model to load
+
     allowed = set(ctranslate2.get_supported_compute_types(dev)) | {"default", "auto"}
     if compute not in allowed:
         return _bad("compute_type",
@@ -235,6 +243,16 @@ def check_whisper(config: Config, path: Path | None = None, *, compute: str | No
     check, model = _load_whisper(path, compute, device())
     del model
     return _remember(key, check)
+
+
+def check_whisper_files(config: Config) -> Check:
+    """The speech model's files, without loading it: for a process that does not run the
+    models' work. Complete files count as usable; the models' workers load them."""
+    path = whisper_dir(config)
+    key = _whisper_key(path, compute_type(config), device())
+    if (known := _cached(key)) is not None:
+        return known
+    return _remember(key, _whisper_files_check(path) or Check(True))
 
 
 def _gguf_check(path: Path, chat_format: str) -> Check:
@@ -426,20 +444,25 @@ def present(config: Config) -> dict[str, dict]:
     }
 
 
-_background: dict[tuple[str, str], threading.Thread] = {}
+_background: dict[tuple[str, str, str], threading.Thread] = {}
 _background_lock = threading.Lock()
 
 
 def validate_in_background(config: Config) -> threading.Thread:
     """Check both configured models once, in a daemon thread (start-up); one at a time per model pair."""
-    pair = (str(whisper_dir(config)), str(llm_path(config)))
+    # The configured names, not whisper_dir(): "auto" would ask the GPU question (ctranslate2)
+    # here on the start-up path; within one process the names decide the same pair of files.
+    pair = (str(config.models_dir), config.models.whisper, str(llm_path(config)))
     with _background_lock:
         running = _background.get(pair)
         if running is not None and running.is_alive():
             return running
 
         def run() -> None:
-            for check in (check_whisper, check_llm):
+            # Where the models' work runs in other processes (`run.py worker --models`), this one
+            # never loads the speech model (memory, a GPU's): its files are checked instead.
+            whisper = check_whisper if config.queue.models_in_process else check_whisper_files
+            for check in (whisper, check_llm):
                 try:
                     check(config)
                 except Exception:  # a check must never take the process down
