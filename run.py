@@ -14,6 +14,7 @@
     python run.py policy list          the policy versions, the one in effect marked
     python run.py businesses           every business: plan state, trial end, closed, last activity
     python run.py models pull          download the configured speech and language models
+    python run.py models-serve [--host H] [--port P]  the models service of a GPU box, for several web boxes
     python run.py extract FILE.jsonl   extraction of transcripts, one JSON object per line
     python run.py check                validate the configuration, load the models; say what is wrong
     python run.py restore --to DIR [--timestamp T]   capteo.db from the Litestream replica, checked
@@ -347,6 +348,12 @@ def cmd_models_pull(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models_serve(args: argparse.Namespace) -> int:
+    from app.voicemail import service
+
+    return service.serve(_load(args), args.host, args.port)
+
+
 def cmd_extract(args: argparse.Namespace) -> int:
     """One JSON object per input line, with the same keys as the dev data's `expected`."""
     import json
@@ -466,7 +473,16 @@ def cmd_check(args: argparse.Namespace) -> int:
     elif config.queue.backend == "redis":
         print(f"queue: Redis at {jobs.redis_address(config)}"
               + ("" if config.queue.models_in_process else "; the models' work runs in `run.py worker --models`"))
-    print(f"GPU: {'yes' if models.has_gpu() else 'no (models run on the CPU)'}")
+    if config.models.service_url:  # the models run on the GPU box: its answer is what matters here
+        from app.voicemail import service
+
+        answer = models.health(config, wait=True)
+        said = ", ".join(f"{kind} {'usable' if v['usable'] else v['code']}" for kind, v in answer.items())
+        reached = all(v["code"] not in ("service_down", "service_refused", "service_error") for v in answer.values())
+        print(f"models service: {service.safe_url(config.models.service_url)} "
+              + (f"answers ({said})" if reached else f"NOT USABLE: {answer['whisper']['problem']}"))
+    else:
+        print(f"GPU: {'yes' if models.has_gpu() else 'no (models run on the CPU)'}")
     # Each model loaded as the worker loads it (never from the Hub): a file on disk is not enough.
     for kind, info in models.health(config, wait=True).items():
         label = "speech" if kind == "whisper" else "language"
@@ -620,6 +636,11 @@ def build_parser() -> argparse.ArgumentParser:
     pull.add_argument("--speech-only", action="store_true")
     pull.add_argument("--llm-only", action="store_true")
     pull.set_defaults(func=cmd_models_pull)
+    serve_models = sub.add_parser("models-serve", help="serve this box's models to the web boxes "
+                                  "([models] service_url there)")
+    serve_models.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve_models.add_argument("--port", type=int, default=8100, help="port (default 8100)")
+    serve_models.set_defaults(func=cmd_models_serve)
     extract = sub.add_parser("extract", help="run the voicemail extraction on a JSONL file of transcripts")
     extract.add_argument("file", help="lines holding `transcript` and `caller_id`")
     extract.set_defaults(func=cmd_extract)
@@ -633,11 +654,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Huey says "Executing ..." and "... executed in" for every task (four lines for each form
     # post, 5-8% of the server's CPU under load): its warnings and errors are what matter.
     logging.getLogger("huey").setLevel(logging.WARNING)
+    # httpx logs every request's URL with its query string at INFO: a lead's postal code and the
+    # geocoder's token, VoIP.ms's API password. Its warnings and errors are enough.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def main(argv: list[str] | None = None) -> int:
+    configure_logging()
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -54,6 +54,18 @@ def _http_url(v: str) -> str | None:
     return None
 
 
+def _service_url(v: str) -> str | None:
+    """Empty, or where the models service answers: http(s)://host[:port][/path]. No user or
+    password (the token is a secret, CAPTEO_SECRET_MODELS_SERVICE), no query or fragment."""
+    if problem := _http_url(v):
+        return problem
+    parts = urlsplit(v)
+    if v and (parts.username is not None or parts.password is not None or parts.query or parts.fragment):
+        return ("must be http(s)://host:port, without a user, password, query or fragment "
+                "(the token goes in CAPTEO_SECRET_MODELS_SERVICE)")
+    return None
+
+
 def _language(v: str) -> str | None:
     return None if v in ("fr", "en") else "must be 'fr' or 'en'"
 
@@ -175,6 +187,11 @@ class Models:
     # What the language model may change, "field:how" pairs (how: "fill" where the rules found
     # nothing, "model" to replace them); empty: nothing, and the model is not asked.
     llm_fields: str = _key("", _llm_fields)
+    # Empty: the models run in this box's own process. Else the models service on a GPU box
+    # (`run.py models-serve`, app/voicemail/service.py) does the speech and language work.
+    service_url: str = _key("", _service_url)
+    # Longest wait for one answer of the models service (a transcription on a busy GPU box).
+    service_timeout_seconds: float = _key(300.0, _positive)
 
 
 @dataclass(frozen=True)

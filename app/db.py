@@ -68,6 +68,12 @@ def _use_wal(conn: apsw.Connection) -> None:
 _AFTER_COMMIT: dict[int, dict[str, Callable[[], object]]] = {}
 
 
+def relaxed_durability(conn: Any) -> None:
+    """`synchronous = NORMAL` on a WAL file whose rows can be lost at a power cut without harm
+    (the queues' wake-ups): commits skip the fsync; the file is never corrupted."""
+    conn.execute("PRAGMA synchronous = NORMAL")
+
+
 def after_commit(conn: apsw.Connection, key: str, fn: Callable[[], object]) -> None:
     """Run `fn` once the write transaction open on `conn` has committed (not at all if
     it rolls back); one `fn` per `key` per transaction. Runs under the writer's lock."""
@@ -130,6 +136,13 @@ class Database:
                         fn()
             else:
                 yield conn
+
+    @contextmanager
+    def writes_held(self) -> Iterator[None]:
+        """No write of this process starts until the block ends (no transaction is open: a
+        checkpoint can run inside it)."""
+        with self._write_lock:
+            yield
 
     def query(self, sql: str, params: Any = ()) -> list[dict[str, Any]]:
         return list(self.reader().execute(sql, params))

@@ -41,7 +41,7 @@ from huey.consumer import Consumer
 from huey.storage import PriorityRedisStorage, RedisStorage, SqliteStorage
 
 from app.config import Config
-from app.db import Database
+from app.db import Database, relaxed_durability
 from app.voicemail import models
 
 log = logging.getLogger("capteo.queue")
@@ -105,10 +105,23 @@ for _name in ("huey.consumer.Worker", "huey.consumer.Scheduler"):
     logging.getLogger(_name).addFilter(_redis_down)
 
 
+class QueueFileStorage(SqliteStorage):
+    """Huey's SQLite storage with `synchronous = NORMAL` (SQLite's default here is FULL: an fsync
+    at every commit). A queued task is a wake-up, never the truth: a power cut may lose the last
+    few (WAL with NORMAL never corrupts the file), and the sweeps find their work again in
+    capteo.db, which keeps FULL. Each accepted form post queued and took two tasks, four fsyncs
+    more than its own commit."""
+
+    def _create_connection(self) -> Any:
+        conn = super()._create_connection()
+        relaxed_durability(conn)
+        return conn
+
+
 # Results stay on (store_none off): only a task that returns something stores a result, and only
 # the heartbeat does (its id is what /healthz hands out); see jobs.system.heartbeat.
-huey = CapteoHuey("capteo", immediate=True, storage_class=SqliteStorage)
-models_huey = CapteoHuey("capteo-models", immediate=True, storage_class=SqliteStorage)
+huey = CapteoHuey("capteo", immediate=True, storage_class=QueueFileStorage)
+models_huey = CapteoHuey("capteo-models", immediate=True, storage_class=QueueFileStorage)
 MODELS_QUEUE_FILE = "queue-models.db"
 # With Redis, the queues' names carry this data directory's own id (made once, kept in this
 # file): installations sharing a Redis server never take each other's tasks, and every process
@@ -201,12 +214,15 @@ def check_queue(config: Config) -> str | None:
 
 def _queue_id(data_dir: Path) -> str:
     path = data_dir / QUEUE_ID_FILE
+    # Written whole then linked into place: a process starting meanwhile never reads it empty.
+    partial = data_dir / f".{QUEUE_ID_FILE}.{os.getpid()}"
+    partial.write_text(secrets.token_hex(6) + "\n")
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        os.link(partial, path)
     except FileExistsError:
-        return path.read_text().strip()
-    with os.fdopen(fd, "w") as f:
-        f.write(secrets.token_hex(6) + "\n")
+        pass  # another process made it first: theirs is the id
+    finally:
+        partial.unlink(missing_ok=True)
     return path.read_text().strip()
 
 
@@ -227,8 +243,8 @@ def configure(config: Config, db: Database) -> CapteoHuey:
             _bind(queue, name, PriorityRedisStorage, connection_pool=pool, blocking=True, read_timeout=1)
     else:
         sqlite = {"journal_mode": "wal", "timeout": 5}
-        _bind(huey, "capteo", SqliteStorage, filename=str(config.queue_path), **sqlite)
-        _bind(models_huey, "capteo-models", SqliteStorage, filename=str(config.data_dir / MODELS_QUEUE_FILE),
+        _bind(huey, "capteo", QueueFileStorage, filename=str(config.queue_path), **sqlite)
+        _bind(models_huey, "capteo-models", QueueFileStorage, filename=str(config.data_dir / MODELS_QUEUE_FILE),
               **sqlite)
     return huey
 

@@ -7,17 +7,20 @@ from huey import crontab
 from app import voicemail
 from app.voicemail import voipms
 from app.voicemail.engine import ModelEngine
+from app.voicemail.service import RemoteEngine
 from jobs import PRIORITY_VOICEMAIL, context, huey, intake, models_huey
 
-_engine: ModelEngine | None = None
+_engine: ModelEngine | RemoteEngine | None = None
 
 
-def engine() -> ModelEngine:
+def engine() -> ModelEngine | RemoteEngine:
     """One engine per process: models load once and stay loaded (a new one only when
-    `jobs.configure()` was given another configuration, as each test does)."""
+    `jobs.configure()` was given another configuration, as each test does). With
+    `[models] service_url` set, the models service on the GPU box does the work instead."""
     global _engine
     if _engine is None or _engine.config is not context.config:
-        _engine = ModelEngine(context.config)
+        config = context.config
+        _engine = RemoteEngine(config) if config.models.service_url else ModelEngine(config)
     return _engine
 
 

@@ -208,3 +208,23 @@ def test_geocoding_failure_leaves_no_coordinates_and_retries_later(db, geocoder,
     assert lead_id in geocoding.pending(db, now + timedelta(minutes=6))
     assert geocoding.geocode_lead(db, client, lead_id, now=now + timedelta(minutes=6)) == "done"
     assert db.query_one("SELECT count(*) AS n FROM geocode_cache")["n"] == 1
+
+
+def test_the_service_log_holds_no_postal_code_or_provider_secret(geocoder, caplog):
+    """httpx logs each request's URL, query string included, at INFO: run.py's logging keeps it
+    to warnings, so a lead's postal code and the geocoder's token never reach the journal."""
+    import logging
+
+    import run
+
+    levels = {name: logging.getLogger(name).level for name in ("httpx", "httpcore", "huey")}
+    try:
+        run.configure_logging()
+        with caplog.at_level(logging.INFO):
+            assert GeocoderClient(api_base=geocoder.url, auth="TOKEN-SECRET").locate("H2X 1Y4") is not None
+        assert geocoder.requests[-1]["query"]["auth"] == ["TOKEN-SECRET"]  # it was asked, with both
+        said = caplog.text
+        assert "H2X1Y4" not in said and "TOKEN-SECRET" not in said and "locate=" not in said, said
+    finally:
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)

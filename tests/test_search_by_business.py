@@ -16,7 +16,7 @@ from app.privacy import retention
 from tests.support.people import make_business
 
 # Typed in the inbox's search box, each; the leads below are found by some of them.
-QUERIES = ["helene", "Hélène", "HÉL", "côté", "cote", "514 555-0101", "5550101", "(514)555", "0101", "15145550101",
+QUERIES = ["helene", "Hélène", "he\u0301le\u0300ne", "HÉL", "côté", "cote", "514 555-0101", "5550101", "(514)555", "0101", "15145550101",
            "helene@example", "example", "chauffe", "eau", "evier", "l'évier", "souper", "tremb", "jean-pierre",
            "pierre", "zzz", "b1", "b2z", 'fuit* OR "x', "NEAR(a b)", "first_name:marc", "-marc", "^marc", "m",
            "garage", "o'brien", "brien", "wifi", "1er", "2e étage"]
@@ -82,7 +82,7 @@ def test_what_the_search_finds(db, twelve):
     mine, _ = twelve
     helene, jean_pierre, marc, helena = mine
     expected = {
-        "helene": [helene], "Hélène": [helene], "HÉL": [helene, helena], "côté": [helene], "cote": [helene],
+        "helene": [helene], "Hélène": [helene], "he\u0301le\u0300ne": [helene], "HÉL": [helene, helena], "côté": [helene], "cote": [helene],
         "514 555-0101": [helene], "5550101": [helene], "(514)555": [helene, marc], "0101": [helene],
         "15145550101": [helene], "helene@example": [helene], "example": [helene, helena], "chauffe": [helene],
         "eau": [helene, marc], "evier": [helene], "l'évier": [helene], "souper": [helene], "tremb": [jean_pierre],
@@ -154,8 +154,9 @@ def test_m021_upgrade_finds_what_m006_found(empty_config, monkeypatch):
             "SELECT l.id AS rowid FROM leads l WHERE l.business_id = ? AND l.id IN"
             " (SELECT rowid FROM leads_fts WHERE leads_fts MATCH ?)", (bid, f"search_tenant:b{bid} AND ({match})")))
 
-    # "b1" found all of business 1's leads in m006's index (its tenant token); no longer.
-    old = {(bid, q): old_search(bid, q) for bid in ids for q in QUERIES if q != "b1"}
+    # "b1" found all of business 1's leads in m006's index (its tenant token); no longer. Accents
+    # typed as combining marks split the word before; they are composed now (tested above).
+    old = {(bid, q): old_search(bid, q) for bid in ids for q in QUERIES if q not in ("b1", "he\u0301le\u0300ne")}
     db.close()
     monkeypatch.undo()
     assert migrations.apply(path) == ["m021_search_by_business"]

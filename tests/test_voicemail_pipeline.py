@@ -358,3 +358,34 @@ def test_a_step_is_leased_a_second_worker_leaves_it_and_the_sweep_waits(db, conf
     third = CountingStandIn()
     assert voicemail.process(db, config, third, vm2, "https://capteo.example").state == "lead_created"
     assert third.transcribed == 1 and db.one("SELECT count(*) AS n FROM leads")["n"] == 2
+
+
+def test_models_that_cannot_take_work_now_spend_no_try(db, config, recording):
+    """A models service down, refusing the token or busy raises an error marked `unavailable`:
+    the voicemail waits a minute without spending one of its tries (five of them would make a
+    GPU box's reboot fail every voicemail of the hour)."""
+    from app import clock
+    from app.voicemail.service import ServiceError
+
+    class Busy(CountingStandIn):
+        def transcribe(self, path, business):
+            raise ServiceError("the models service at http://gpu:8100 is busy", "service_busy")
+
+    bid, _ = make_business(db, "gagnon", "G", custom=False)
+    vm_id, _ = voicemail.receive(db, config, business_id=bid, data=recording, caller_id=None, source="upload",
+                                 actor="t")
+    for _ in range(config.voicemail.max_attempts + 1):
+        with db.write() as conn:  # the minute has passed
+            conn.execute("UPDATE voicemails SET next_attempt_at = NULL WHERE id = ?", (vm_id,))
+        result = voicemail.process(db, config, Busy(), vm_id, "https://x")
+        assert (result.state, result.waiting_for) == ("received", "models")
+    vm = voicemail.get(db, bid, vm_id)
+    assert (vm["state"], vm["attempts"], vm["error"]) == ("received", 0, None)
+    assert vm["next_attempt_at"] > clock.now_iso()
+    # Any other failure still counts.
+    broken = CountingStandIn()
+    broken.transcribe = lambda path, business: (_ for _ in ()).throw(RuntimeError("boom"))
+    with db.write() as conn:
+        conn.execute("UPDATE voicemails SET next_attempt_at = NULL WHERE id = ?", (vm_id,))
+    voicemail.process(db, config, broken, vm_id, "https://x")
+    assert voicemail.get(db, bid, vm_id)["attempts"] == 1

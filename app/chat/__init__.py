@@ -436,7 +436,8 @@ def sweep(db: Database, config: Config, businesses_by_id: Callable[[int], dict],
                 erase(conn, conv["id"], actor="system:retention", business_id=conv["business_id"], reason="retention")
                 report.erased.append(conv["id"])
         # secure_delete overwrote the rows in the file; the WAL must not keep them either.
-        replication.truncate_wal(config, db.reader())
+        replication.truncate_wal(config, db)
+        i18n.forget_formatted()
     return report
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import unicodedata
 from typing import Any
 
 import apsw
@@ -129,7 +130,9 @@ def fts_query(q: str, business_id: int) -> str | None:
     the index. Words are runs of letters and digits, as the index splits them; phone
     digits are indexed with their usual tails (search_phone), so digit groups typed any
     way find the number. Quotes are doubled: no FTS syntax gets through."""
-    words = re.findall(r"[^\W_]+", q or "")[:8]
+    # Composed first: "he\u0301le\u0300ne" (accents typed as combining marks) is one word, as the
+    # index's tokenizer reads it, not three.
+    words = re.findall(r"[^\W_]+", unicodedata.normalize("NFC", q or ""))[:8]
     if not words:
         return None
     return " AND ".join(f'"b{int(business_id)}z' + w.replace('"', '""') + '"*' for w in words)

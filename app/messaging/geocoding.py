@@ -16,6 +16,7 @@ import httpx
 from app import clock
 from app.config import Config
 from app.db import Database
+from app.messaging import client
 
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 # geocoder.ca error codes that mean "this postal code has no answer", not "try later".
@@ -43,7 +44,7 @@ class GeocoderClient:
         if self.auth:
             params["auth"] = self.auth
         try:
-            response = httpx.get(self.api_base + "/", params=params, timeout=TIMEOUT)
+            response = client.shared().get(self.api_base + "/", params=params, timeout=TIMEOUT)
         except httpx.HTTPError as e:
             raise GeocoderUnavailable(str(e) or type(e).__name__) from e
         if response.status_code != 200:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import httpx
 
 from app.config import Config
+from app.messaging import client
 
 RETRYABLE_CODES = {20429, 20003}
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
@@ -60,7 +61,7 @@ class TwilioClient:
             data["From"] = self.from_number
         url = f"{self.api_base}/2010-04-01/Accounts/{self.account_sid}/Messages.json"
         try:
-            response = httpx.post(url, data=data, auth=(self.auth_user, self.auth_secret), timeout=TIMEOUT)
+            response = client.shared().post(url, data=data, auth=(self.auth_user, self.auth_secret), timeout=TIMEOUT)
         except httpx.HTTPError as e:
             raise TwilioError("network", str(e) or type(e).__name__, retryable=True) from e
         try:

@@ -54,6 +54,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from app.config import Config
+from app.db import Database
 
 log = logging.getLogger("capteo.replication")
 
@@ -304,7 +305,7 @@ def safe_url(url: str) -> str:
 # --- the erasure's checkpoint ----------------------------------------------------------------
 
 
-def truncate_wal(config: Config, conn) -> bool:
+def truncate_wal(config: Config, db: Database) -> bool:
     """`PRAGMA wal_checkpoint(TRUNCATE)` on `conn` that works while Litestream runs: erased
     values must not stay in the WAL (Law 25). Litestream holds a read transaction that forbids
     truncating, so a plain TRUNCATE would wait the busy timeout (5 s, every writer waiting
@@ -312,8 +313,12 @@ def truncate_wal(config: Config, conn) -> bool:
     paused for the database (`litestream stop`: it pushes what it has and lets go), the WAL
     truncated, and Litestream started again (it sees the WAL restarted and goes on from a
     snapshot): a fraction of a second. Returns whether the WAL was truncated."""
-    with _pause_lock:  # one pause at a time in this process (a sweep and a person's erasure)
-        return _truncate_wal(config, conn)
+    # This process's writes wait meanwhile: a write between Litestream's pause and the TRUNCATE
+    # would reach capteo.db through a WAL Litestream never read, and the replica would miss it
+    # (seen: a restore that failed its integrity check, rows missing from an index). Writes of
+    # another process (`run.py worker` beside `--no-worker`) are not held back.
+    with _pause_lock, db.writes_held():
+        return _truncate_wal(config, db.reader())
 
 
 _pause_lock = threading.Lock()
@@ -441,6 +446,12 @@ def lag(config: Config, *, now: float | None = None, timeout: float = LIST_TIMEO
                    problem="capteo.db does not exist (yet)")
     if not local and not remote:
         return Lag(seconds=None, problem="Litestream has not copied anything yet (is the service running?)")
+    if local and replica_txid > local_txid:
+        # After a restore to a moment, or a second box given the same replica: the replica holds
+        # another history than this database, and a later restore would bring that one back.
+        return Lag(seconds=None, replica_txid=replica_txid, local_txid=local_txid, replica_at=replica_at,
+                   problem=f"the replica is ahead of this database (transaction {replica_txid} against "
+                           f"{local_txid}): it holds another history; give this box a new replica_url")
     # Changes Litestream cut from the WAL but the replica does not hold yet: the oldest one's age.
     pending = [f for f in local if f.max_txid > replica_txid]
     seconds = now - min(f.mtime for f in pending) if pending else 0.0
@@ -449,9 +460,13 @@ def lag(config: Config, *, now: float | None = None, timeout: float = LIST_TIMEO
     # Local files older than 5 minutes are pruned; the replica's times are whole seconds.
     seen_at = (max(f.mtime for f in local) if local
                else max((t.timestamp() + 1.0 for t in stamps), default=0.0))
+    # The WAL, or capteo.db itself when the last connection checkpointed and removed the WAL
+    # (a command run while the service was stopped): a write Litestream has not seen.
+    # (Litestream's own checkpoints write capteo.db while the WAL is there: only without one.)
     wal = config.db_path.with_name(config.db_path.name + "-wal")
+    written = wal if wal.exists() else config.db_path
     with contextlib.suppress(OSError):
-        if wal.stat().st_mtime > seen_at:
+        if written.stat().st_mtime > seen_at:
             seconds = max(seconds, now - seen_at)
     return Lag(seconds=max(0.0, seconds), transactions=max(0, local_txid - replica_txid),
                replica_txid=replica_txid, local_txid=local_txid, replica_at=replica_at)

@@ -105,8 +105,10 @@ def anonymize(conn: apsw.Connection, config: Config, lead: dict, *, actor: str, 
 
 def checkpoint(db: Database, config: Config) -> None:
     """Move everything out of the WAL and truncate it: erased values must not
-    survive there either (with Litestream paused meanwhile, when it replicates capteo.db)."""
-    replication.truncate_wal(config, db.reader())
+    survive there either (with Litestream paused meanwhile, when it replicates capteo.db);
+    nor in this process's formatting caches."""
+    replication.truncate_wal(config, db)
+    i18n.forget_formatted()
 
 
 def sweep(db: Database, config: Config, as_of: datetime | None = None) -> SweepReport:

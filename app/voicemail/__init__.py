@@ -164,15 +164,15 @@ def recent(db: Database, business_id: int, limit: int = 20) -> list[dict]:
 
 
 def due(db: Database, now: datetime | None = None, limit: int = 200, include_received: bool = True) -> list[int]:
-    """Unfinished voicemails whose next try is due, or that nobody touched for a
-    while (a worker killed mid-task): what the sweeper wakes up. Without a speech
-    model, those still to transcribe are left waiting."""
+    """Unfinished voicemails whose next try is due: what the sweeper wakes up. A step a
+    worker holds is leased (`_lease`) until `next_attempt_at`: a worker killed mid-step is
+    found once its lease runs out. Without a speech model, those still to transcribe wait."""
     now = now or clock.now()
     states = ("received", "transcribed", "extracted") if include_received else ("transcribed", "extracted")
     return [r["id"] for r in db.query(
         f"""SELECT id FROM voicemails WHERE state IN ({', '.join('?' for _ in states)})
-            AND (next_attempt_at IS NULL OR next_attempt_at <= ? OR updated_at <= ?) ORDER BY id LIMIT ?""",
-        (*states, now.isoformat(timespec="seconds"), (now - STUCK_AFTER).isoformat(timespec="seconds"), limit),
+            AND (next_attempt_at IS NULL OR next_attempt_at <= ?) ORDER BY id LIMIT ?""",
+        (*states, now.isoformat(timespec="seconds"), limit),
     )]
 
 
@@ -234,6 +234,15 @@ def _move(conn: apsw.Connection, vm_id: int, from_state: str, to_state: str, **c
     return bool(changed)
 
 
+UNAVAILABLE_RETRY = timedelta(minutes=1)
+
+
+def _postpone(db: Database, vm_id: int, delay: timedelta) -> None:
+    with db.write() as conn:
+        conn.execute("UPDATE voicemails SET next_attempt_at = ? WHERE id = ?",
+                     ((clock.now() + delay).isoformat(timespec="seconds"), vm_id))
+
+
 def _lease(db: Database, vm: dict) -> bool:
     """Take this voicemail's current step for STUCK_AFTER, if it is due and nobody holds it.
 
@@ -245,9 +254,9 @@ def _lease(db: Database, vm: dict) -> bool:
     with db.write() as conn:
         return bool(conn.execute(
             "UPDATE voicemails SET next_attempt_at = ? WHERE id = ? AND state = ? "
-            "AND (next_attempt_at IS NULL OR next_attempt_at <= ? OR updated_at <= ?) RETURNING id",
+            "AND (next_attempt_at IS NULL OR next_attempt_at <= ?) RETURNING id",
             ((now + STUCK_AFTER).isoformat(timespec="seconds"), vm["id"], vm["state"],
-             now.isoformat(timespec="seconds"), (now - STUCK_AFTER).isoformat(timespec="seconds")),
+             now.isoformat(timespec="seconds")),
         ).fetchall())
 
 
@@ -298,6 +307,11 @@ def process(db: Database, config: Config, engine: Engine, voicemail_id: int, pub
                         conn.execute("UPDATE voicemails SET state = 'lead_created', updated_at = ? WHERE id = ?",
                                      (clock.now_iso(), vm["id"]))
         except Exception as e:  # any failure of a step is recorded on the voicemail, then retried
+            if getattr(e, "unavailable", False):
+                # The models (a service on another box) cannot take work now: down, or busy. Not a
+                # failure of this voicemail: no try spent, tried again in a minute.
+                _postpone(db, vm["id"], UNAVAILABLE_RETRY)
+                return StepResult(vm["state"], waiting_for="models")
             return _fail(db, config, vm, e)
 
 

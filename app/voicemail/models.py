@@ -409,9 +409,21 @@ class ModelUnusable(RuntimeError):
     pass
 
 
+# The models service's health where `[models] service_url` is set: app.voicemail.service
+# installs it when imported (jobs.voicemail imports it), so this module does not import it.
+REMOTE_HEALTH: Callable[..., dict[str, dict]] | None = None
+
+
 def health(config: Config, *, wait: bool = False) -> dict[str, dict]:
     """Per model: name, path, present, usable (None while being checked), code, problem, fix.
-    Without `wait`, never loads a model here: what is not known yet is checked in the background."""
+    Without `wait`, never loads a model here: what is not known yet is checked in the background.
+    With `[models] service_url` set, the models service's answer (app.voicemail.service: kept a
+    few seconds, asked again in the background; unreachable: both unusable, "service_down"),
+    and nothing of this box's own models directory is looked at."""
+    if config.models.service_url:
+        if REMOTE_HEALTH is None:
+            raise RuntimeError("[models] service_url is set but app.voicemail.service was not imported")
+        return REMOTE_HEALTH(config, wait=wait)
     out: dict[str, dict] = {}
     wpath, lpath = whisper_dir(config), llm_path(config)
     compute = compute_type(config)
@@ -459,6 +471,8 @@ def validate_in_background(config: Config) -> threading.Thread:
             return running
 
         def run() -> None:
+            if config.models.service_url:
+                return  # the models service checks its own; health() asks it
             # Where the models' work runs in other processes (`run.py worker --models`), this one
             # never loads the speech model (memory, a GPU's): its files are checked instead.
             whisper = check_whisper if config.queue.models_in_process else check_whisper_files
