@@ -392,10 +392,13 @@ def cmd_restore(args: argparse.Namespace) -> int:
         print(f"restore failed: {e}", file=sys.stderr)
         return 1
     at = f" as it was at {args.timestamp}" if args.timestamp else " at its newest state"
-    print(f"restored {report.path}{at}: {report.bytes / 1e6:.1f} MB in {report.seconds:.1f} s")
-    print("integrity check: " + ("ok" if report.ok else "FAILED: " + "; ".join(report.integrity[:10])))
     if not report.ok:
+        print(f"the replica's copy{at} ({report.bytes / 1e6:.1f} MB) did not pass its check; nothing was put in "
+              f"{to} (try --timestamp with an earlier moment)")
+        print("integrity check: FAILED: " + "; ".join(report.integrity[:10]))
         return 1
+    print(f"restored {report.path}{at}: {report.bytes / 1e6:.1f} MB in {report.seconds:.1f} s")
+    print("integrity check: ok")
     if to != config.data_dir:
         print(f"next, with the service stopped: remove capteo.db-wal, capteo.db-shm and .capteo.db-litestream/ "
               f"from the data directory ({config.data_dir}) and move this capteo.db there")
@@ -481,6 +484,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         reached = all(v["code"] not in ("service_down", "service_refused", "service_error") for v in answer.values())
         print(f"models service: {service.safe_url(config.models.service_url)} "
               + (f"answers ({said})" if reached else f"NOT USABLE: {answer['whisper']['problem']}"))
+        if not service.private_or_tls(config.models.service_url):
+            print("  WARNING: [models] service_url is plain http:// to a public address: audio, transcripts and "
+                  "the token would cross the network in clear; use https:// (a TLS proxy) or a private network")
     else:
         print(f"GPU: {'yes' if models.has_gpu() else 'no (models run on the CPU)'}")
     # Each model loaded as the worker loads it (never from the Hub): a file on disk is not enough.

@@ -390,3 +390,13 @@ def test_health_never_waits_for_a_service_that_does_not_answer(config, monkeypat
         assert not RemoteEngine(cfg).speech_ready()  # down: voicemails wait for it, no try spent
         assert time.perf_counter() - t0 < service.HEALTH_TIMEOUT_S + 1
     assert not any(cfg.models_dir.iterdir())
+
+
+def test_only_tls_or_a_private_network_may_carry_the_audio():
+    from app.voicemail.service import private_or_tls
+
+    assert private_or_tls("https://gpu.example.ca:8100")
+    assert private_or_tls("http://127.0.0.1:8100") and private_or_tls("http://localhost:8100")
+    assert private_or_tls("http://10.0.0.5:8100") and private_or_tls("http://192.168.1.20:8100")
+    assert not private_or_tls("http://gpu.example.ca:8100")  # a name may resolve anywhere
+    assert not private_or_tls("http://8.8.8.8:8100")

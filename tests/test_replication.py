@@ -277,7 +277,7 @@ def test_a_killed_litestream_is_started_again_and_replication_goes_on(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_lost_box_comes_back_from_a_file_replica_with_every_acknowledged_row(tmp_path):
+def test_a_lost_box_comes_back_from_a_file_replica_with_every_acknowledged_row(tmp_path, monkeypatch):
     """Writes under load with an erasure among them; a graceful stop right after the last write;
     the data directory deleted; restored (newest, and as it was at a moment); the restored box
     started again on the same replica, then lost outright. (Litestream killed meanwhile: below.)"""
@@ -361,6 +361,13 @@ def test_a_lost_box_comes_back_from_a_file_replica_with_every_acknowledged_row(t
     rows = _lead_rows(tmp_path / "earlier" / "capteo.db")
     assert set(batch_a) <= set(rows)
     assert not set(acked_b) & set(rows)
+
+    # A copy that fails its check is never put where a service would open it.
+    monkeypatch.setattr(replication, "integrity_check", lambda path: ["Page 201: never used"])
+    report = replication.restore(config, tmp_path / "bad")
+    assert not report.ok and report.integrity == ["Page 201: never used"]
+    assert sorted(p.name for p in (tmp_path / "bad").iterdir()) == []
+    monkeypatch.undo()
 
     # The drill: the restored file in place of the lost one, the service started again on the same
     # replica; it goes on replicating from there. Then that box is lost too, outright (no graceful push).

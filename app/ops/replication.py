@@ -559,12 +559,28 @@ def restore(config: Config, to_dir: Path, timestamp: str | None = None) -> Resto
     t0 = time.monotonic()
     # The configuration is made again from capteo.toml: the lost box's data directory (and
     # its litestream.yml) may be gone.
+    # Restored beside its place and moved in only once checked: a copy that fails its check never
+    # sits where a service would open it.
+    partial = target.with_name(target.name + ".restoring")
+    _remove_database(partial)
     with tempfile.TemporaryDirectory(prefix="capteo-litestream-") as tmp:
         cfg = write_config(config, Path(tmp) / CONFIG_NAME)
-        done = _run([*args, "-config", str(cfg), "-o", str(target), str(config.db_path)], None)
-    if done.returncode != 0 or not target.exists():
+        done = _run([*args, "-config", str(cfg), "-o", str(partial), str(config.db_path)], None)
+    if done.returncode != 0 or not partial.exists():
+        _remove_database(partial)
         raise ReplicationError(f"litestream restore failed: {_first_line(done.stderr or done.stdout)}")
-    return RestoreReport(target, integrity_check(target), time.monotonic() - t0, target.stat().st_size)
+    integrity = integrity_check(partial)
+    size = partial.stat().st_size
+    if integrity == ["ok"]:
+        os.replace(partial, target)
+    else:
+        _remove_database(partial)
+    return RestoreReport(target, integrity, time.monotonic() - t0, size)
+
+
+def _remove_database(path: Path) -> None:
+    for leftover in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        leftover.unlink(missing_ok=True)
 
 
 def integrity_check(path: Path) -> list[str]:

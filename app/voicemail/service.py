@@ -37,6 +37,7 @@ change (`llm_fields`); the web boxes' are not used for the work.
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import json
 import logging
 import threading
@@ -69,6 +70,22 @@ KINDS = ("whisper", "llm")
 
 MAX_MESSAGES = 40
 MAX_TEXT_CHARS = 50_000
+
+
+def private_or_tls(url: str) -> bool:
+    """https://, or plain http:// to a loopback or private address (a LAN, a VPN): what may carry
+    audio and the token. A name is trusted only as "localhost" (it could resolve anywhere)."""
+    parts = urlsplit(url)
+    if parts.scheme == "https":
+        return True
+    host = parts.hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_private
 
 
 def safe_url(url: str) -> str:
@@ -144,6 +161,13 @@ class Models:
         with self._served_lock:
             self._served[route] += 1
 
+    def _turn_wait(self) -> float:
+        """How long a request waits for its model's turn: half of `service_timeout_seconds`, which
+        is also the clients' whole timeout. Waiting all of it, the work would start for a client
+        that has given up (and retries: more work queued for nobody); a busy answer (503) instead
+        lets its voicemail wait a minute without spending a try."""
+        return self.config.models.service_timeout_seconds / 2
+
     @contextmanager
     def _turn(self, lock: threading.Lock, what: str, wait: float) -> Iterator[None]:
         if not lock.acquire(timeout=wait):
@@ -160,7 +184,7 @@ class Models:
             audio.probe(data, self.config.voicemail.max_seconds, self.config.voicemail.max_bytes)
         except audio.AudioRejected as e:
             raise Refused(status_code=422, detail=str(e)) from None
-        with self._turn(self._speech_turn, "speech model", self.config.models.service_timeout_seconds):
+        with self._turn(self._speech_turn, "speech model", self._turn_wait()):
             self._count("transcribe")
             try:
                 text, language = self._speech_thread.submit(
@@ -185,7 +209,7 @@ class Models:
             raise Refused(status_code=400, detail="business must be {\"name\": a short text or null}")
         if language not in ("fr", "en"):
             raise Refused(status_code=400, detail="language must be \"fr\" or \"en\"")
-        with self._turn(self._language_turn, "language model", self.config.models.service_timeout_seconds):
+        with self._turn(self._language_turn, "language model", self._turn_wait()):
             self._count("extract")
             return self._language_thread.submit(
                 self.language.extract, transcript, caller_id, {"name": name or ""}, language).result()
