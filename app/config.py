@@ -483,6 +483,15 @@ class Config:
         if provided:
             return provided
         path = self.data_dir / "secrets" / name
+        # Made once and never rewritten: read once per process (the forms' key is asked at every
+        # form shown and posted), not a file read and a path resolution each time.
+        known = _generated_secrets.get(str(path))
+        if known is None:
+            known = _generated_secrets[str(path)] = self._read_or_make(path, nbytes)
+        return known
+
+    @staticmethod
+    def _read_or_make(path: Path, nbytes: int) -> str:
         if path.exists():
             return path.read_text().strip()
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -495,6 +504,10 @@ class Config:
         with os.fdopen(fd, "w") as f:
             f.write(value + "\n")
         return value
+
+
+# Generated secrets already read, by file (Config.secret).
+_generated_secrets: dict[str, str] = {}
 
 
 def _read_secret_file(env: str) -> str:

@@ -75,8 +75,9 @@ def test_backup_leaves_litestreams_running_state_out(db, config, tmp_path):
     (config.data_dir / ".capteo.db-litestream" / "ltx" / "0" / "0000000000000001-0000000000000001.ltx").write_bytes(
         b"LTX")
     (config.data_dir / "litestream.yml").write_text("{}")
+    (config.data_dir / "queue-id").write_text("0123456789ab\n")  # this box's Redis queues, not a copy's
     (config.audio_dir / "kept.wav").write_bytes(b"RIFF")
     report = backup.backup(config.data_dir, tmp_path / "copy")
     copied = {p.relative_to(report.dest).as_posix() for p in report.dest.rglob("*")}
     assert "capteo.db" in copied and any(p.endswith("kept.wav") for p in copied)
-    assert not [p for p in copied if "litestream" in p]
+    assert not [p for p in copied if "litestream" in p] and "queue-id" not in copied

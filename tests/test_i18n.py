@@ -72,3 +72,13 @@ def test_phone_numbers_formatted_per_language():
         assert i18n.format_phone(None) == ""
     finally:
         i18n.current_language.reset(token)
+
+
+def test_an_erasure_leaves_no_phone_number_in_the_formatting_cache(db, config):
+    from app.privacy import retention
+
+    assert i18n.format_phone("+15145550199")
+    assert i18n._formatted_phone.cache_info().currsize >= 1
+    retention.checkpoint(db, config)  # what every erasure ends with
+    assert i18n._formatted_phone.cache_info().currsize == 0
+    assert i18n._formatted_datetime.cache_info().currsize == 0

@@ -232,6 +232,15 @@ def _lead_rows(path: Path) -> dict[int, dict]:
         conn.close()
 
 
+def _replicating_box(tmp_path: Path, env: dict) -> tuple[ServerProcess, config_mod.Config]:
+    """A real `run.py` in `tmp_path/box` replicating to what `env` says, pushing every 0.5 s."""
+    (tmp_path / "box").mkdir()
+    srv = ServerProcess(tmp_path / "box", demo=False,
+                        extra_env={"CAPTEO_REPLICATION_SYNC_INTERVAL_SECONDS": "0.5", **env})
+    srv.start()
+    return srv, config_mod.load(srv.config_path, env=srv.env)
+
+
 def _synced(config) -> float:
     """Seconds until the lag says "in sync", and says it again with the same replica position
     1.5 s later (Litestream looks at the WAL each second: a write made while it read the WAL
@@ -253,11 +262,7 @@ def test_a_killed_litestream_is_started_again_and_replication_goes_on(tmp_path):
     integrity check in about one run in six of the load test (Litestream 0.5.17; rows missing
     from an index): `run.py restore` says so and exits 1 (README, "Data and backups")."""
     replica = tmp_path / "replica"
-    env = {"CAPTEO_REPLICATION_REPLICA_URL": str(replica), "CAPTEO_REPLICATION_SYNC_INTERVAL_SECONDS": "0.5"}
-    (tmp_path / "box").mkdir()
-    srv = ServerProcess(tmp_path / "box", demo=False, extra_env=env)
-    srv.start()
-    config = config_mod.load(srv.config_path, env=srv.env)
+    srv, config = _replicating_box(tmp_path, {"CAPTEO_REPLICATION_REPLICA_URL": str(replica)})
     litestream_yml = replication.config_path(config)
     try:
         (first,) = _wait(lambda: _litestream_pids(litestream_yml), 10, "litestream running")
@@ -282,11 +287,7 @@ def test_a_lost_box_comes_back_from_a_file_replica_with_every_acknowledged_row(t
     the data directory deleted; restored (newest, and as it was at a moment); the restored box
     started again on the same replica, then lost outright. (Litestream killed meanwhile: below.)"""
     replica = tmp_path / "replica"
-    env = {"CAPTEO_REPLICATION_REPLICA_URL": str(replica), "CAPTEO_REPLICATION_SYNC_INTERVAL_SECONDS": "0.5"}
-    (tmp_path / "box").mkdir()
-    srv = ServerProcess(tmp_path / "box", demo=False, extra_env=env)
-    srv.start()
-    config = config_mod.load(srv.config_path, env=srv.env)
+    srv, config = _replicating_box(tmp_path, {"CAPTEO_REPLICATION_REPLICA_URL": str(replica)})
     litestream_yml = replication.config_path(config)
     try:
         assert len(_wait(lambda: _litestream_pids(litestream_yml), 10, "litestream started")) == 1
@@ -421,12 +422,8 @@ def test_a_lost_box_comes_back_from_s3_and_check_fails_when_the_replica_is_unrea
              "AWS_REGION": "us-east-1"}
     boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="capteo-test",
                  aws_secret_access_key="capteo-test-secret").create_bucket(Bucket="capteo-replica")
-    env = {**creds, "CAPTEO_REPLICATION_REPLICA_URL": "s3://capteo-replica/box1/capteo.db",
-           "CAPTEO_REPLICATION_ENDPOINT": endpoint, "CAPTEO_REPLICATION_SYNC_INTERVAL_SECONDS": "0.5"}
-    (tmp_path / "box").mkdir()
-    srv = ServerProcess(tmp_path / "box", demo=False, extra_env=env)
-    srv.start()
-    config = config_mod.load(srv.config_path, env=srv.env)
+    srv, config = _replicating_box(tmp_path, {**creds, "CAPTEO_REPLICATION_ENDPOINT": endpoint,
+                                              "CAPTEO_REPLICATION_REPLICA_URL": "s3://capteo-replica/box1/capteo.db"})
     saved = {k: os.environ.get(k) for k in creds}
     os.environ.update(creds)  # lag() runs litestream from this process
     try:

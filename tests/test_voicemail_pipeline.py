@@ -389,3 +389,20 @@ def test_models_that_cannot_take_work_now_spend_no_try(db, config, recording):
         conn.execute("UPDATE voicemails SET next_attempt_at = NULL WHERE id = ?", (vm_id,))
     voicemail.process(db, config, broken, vm_id, "https://x")
     assert voicemail.get(db, bid, vm_id)["attempts"] == 1
+
+
+def test_a_lease_holds_on_a_voicemail_untouched_for_long(db, config, recording):
+    """The attack of a review: a voicemail whose last change is older than STUCK_AFTER (a backlog,
+    the models service down a while) was leased again by a second worker and handed to the
+    sweep every minute, through a clause on `updated_at`; the lease alone decides now."""
+    bid, _ = make_business(db, "gagnon", "G", custom=False)
+    vm_id, _ = voicemail.receive(db, config, business_id=bid, data=recording, caller_id=None, source="upload",
+                                 actor="t")
+    with db.write() as conn:
+        conn.execute("UPDATE voicemails SET updated_at = '2026-01-01T00:00:00+00:00' WHERE id = ?", (vm_id,))
+    assert voicemail._lease(db, voicemail.get(db, bid, vm_id))  # worker A
+    assert not voicemail._lease(db, voicemail.get(db, bid, vm_id))  # worker B leaves it
+    assert vm_id not in voicemail.due(db)
+    second = CountingStandIn()
+    assert voicemail.process(db, config, second, vm_id, "https://x").waiting_for == "another_worker"
+    assert second.transcribed == 0

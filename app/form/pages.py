@@ -28,22 +28,6 @@ from app.leads import custom_fields
 log = logging.getLogger("capteo.forms")
 
 
-# The key of the forms' tokens: made once into the data directory and never rewritten, so read
-# once per data directory (not a file read and a path resolution per form shown and posted).
-_secrets_cache: dict[tuple[str, str], str] = {}
-
-
-def _forms_secret(config: Config) -> str:
-    provided = config.provider_secret("forms")
-    if provided:
-        return provided
-    key = (str(config.path), config.data.dir)
-    secret = _secrets_cache.get(key)
-    if secret is None:
-        secret = _secrets_cache[key] = config.secret("forms")
-    return secret
-
-
 def _business(db: Database, slug: str, embed: bool = False) -> dict:
     """The business at this form address, or at one it used before: a request posted to an
     old address (a page or an embed not yet updated) still reaches the business that had it."""
@@ -72,7 +56,7 @@ def _context(db: Database, config: Config, business: dict, *, embed: bool, value
         "fields": custom_fields.active_fields(db, business["id"]),
         "values": values or {},
         "errors": {k: i18n.gettext(v) for k, v in (errors or {}).items()},
-        "token": token or form.issue_token(_forms_secret(config), business["id"]),
+        "token": token or form.issue_token(config.secret("forms"), business["id"]),
         "consent_text": form.consent_text(business["name"], lang),
         "callback_message": hours.callback_message(business["hours"], business["timezone"], clock.now()),
         "embed": embed,
@@ -139,7 +123,7 @@ def _submit_sync(ip: str, db: Database, config: Config, limiter: RateLimiter, sl
         return _no_longer_online(business, is_embed, headers, 410)
     lang = i18n.current_language.get()
     token = (sent.get(form.TOKEN_FIELD) or [""])[0]
-    if not form.check_token(_forms_secret(config), token, business["id"], config.forms.token_max_age):
+    if not form.check_token(config.secret("forms"), token, business["id"], config.forms.token_max_age):
         return Template("form/page.html", status_code=400, headers=headers, context=_context(
             db, config, business, embed=is_embed, values=_values_for_redisplay(sent),
             errors={"_form": N_("This form has expired. Check your answers and send it again.")}))
@@ -227,7 +211,7 @@ async def form_check(request: Request, db: DB, config: Conf, slug: FromPath[str]
 def _check_sync(db: DB, config: Conf, slug: str, sent: dict[str, list[str]], name: str) -> Template:
     business = _business(db, slug)
     token = (sent.get(form.TOKEN_FIELD) or [""])[0]
-    if not form.check_token(_forms_secret(config), token, business["id"], config.forms.token_max_age):
+    if not form.check_token(config.secret("forms"), token, business["id"], config.forms.token_max_age):
         return Template("form/_error.html", context={"name": name, "error": None})
     error = None
     if name in form.STANDARD_FIELDS:
