@@ -42,20 +42,23 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import asdict, fields
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
-import httpx
 from litestar import Litestar, Request, Response, get, post
 from litestar.exceptions import HTTPException
 from litestar.types import ASGIApp, HTTPResponseStartEvent, Receive, Scope, Send
 
 from app.config import Config, find_secret
 from app.voicemail import models
+
+if TYPE_CHECKING:  # imported where a request is made (app.messaging.client says why)
+    import httpx
 
 log = logging.getLogger("capteo.models_service")
 
@@ -70,6 +73,10 @@ KINDS = ("whisper", "llm")
 
 MAX_MESSAGES = 40
 MAX_TEXT_CHARS = 50_000
+# The most a web box reads of one answer: a transcript, an extraction, a chat answer or the
+# health are kilobytes. More is not the service's answer (a wrong address, a broken proxy):
+# the read stops there and the step fails as for any error of the service.
+MAX_ANSWER_BYTES = 2 << 20
 
 
 def private_or_tls(url: str) -> bool:
@@ -139,19 +146,63 @@ class Models:
         self._language_thread = ThreadPoolExecutor(1, thread_name_prefix="capteo-language")
         self._served = dict.fromkeys(("transcribe", "extract", "chat"), 0)
         self._served_lock = threading.Lock()
+        self._loading: set[str] = set()  # the kinds whose load is queued or under way on their thread
 
     def warm(self) -> None:
         """Load both models once at start-up (off the request path), each in its own thread:
         the first request is not the one that waits, and /v1/health says at once whether
         they are usable."""
-        def ready(check: Callable[[], bool]) -> None:
+        for kind in KINDS:
+            self._load(kind)
+
+    def _load(self, kind: str) -> None:
+        """Load one model on its own thread, unless that is queued or under way already. The
+        thread loads through the engine's slot, which keeps what it loaded: a second load of
+        the same file never happens, whoever asks."""
+        thread, ready = ((self._speech_thread, self.speech.speech_ready) if kind == "whisper"
+                         else (self._language_thread, self.language.llm_ready))
+        with self._served_lock:
+            if kind in self._loading:
+                return
+            self._loading.add(kind)
+
+        def load() -> None:
             try:
-                check()
+                ready()
             except Exception as e:  # said by health(); never takes the service down
                 log.error("loading a model failed: %s", type(e).__name__)
+            finally:
+                with self._served_lock:
+                    self._loading.discard(kind)
 
-        self._speech_thread.submit(ready, self.speech.speech_ready)
-        self._language_thread.submit(ready, self.language.llm_ready)
+        thread.submit(load)
+
+    def health(self) -> dict[str, dict]:
+        """models.health() of the two models, from what is known of them: never loads one on
+        the caller's thread. models.health() itself would validate a model not known yet in a
+        thread of its own: a second load of the speech model beside warm()'s (twice the memory
+        of a GPU), a second test answer of the language model. A model not known yet (warm()
+        still loading it, its file changed, a passing failure due for another try) is
+        "checking", and its own thread loads it, once (`_load`)."""
+        out: dict[str, dict] = {}
+        for kind, slot in (("whisper", self.speech._speech_slot), ("llm", self.language._llm_slot)):
+            path = slot.path
+            present = (path / "model.bin").is_file() if kind == "whisper" else path.is_file()
+            key = slot._current_key()
+            check = models._cached(key)
+            if check is None and slot._model is not None and slot._key == key:
+                check = models.OK  # loaded, and its result forgotten since (models.forget())
+            if check is None and kind == "whisper":
+                check = models._whisper_files_check(path)  # cheap: missing files, vocabulary
+            elif check is None and not present:
+                check = models._gguf_check(path, self.config.models.llm_chat_format)  # "missing", nothing loaded
+            if check is None:
+                self._load(kind)
+            name = models.whisper_model_name(self.config) if kind == "whisper" else path.name
+            out[kind] = {"name": name, "path": str(path), "present": present,
+                         "usable": None if check is None else check.ok,
+                         **(asdict(check) if check else {"ok": None, "code": "checking", "problem": "", "fix": ""})}
+        return out
 
     def served(self) -> dict[str, int]:
         with self._served_lock:
@@ -259,10 +310,8 @@ async def _json(request: Request) -> Any:
 
 @get("/v1/health", sync_to_thread=True)
 def health_route(request: Request) -> dict[str, Any]:
-    from app.voicemail import models
-
     work = _models(request)
-    return {"models": models.health(work.config), "served": work.served()}
+    return {"models": work.health(), "served": work.served()}
 
 
 @post("/v1/transcribe", status_code=200, opt={"large_upload": True})
@@ -407,38 +456,120 @@ def _token(config: Config) -> str:
     return token
 
 
-def _said(response: httpx.Response) -> str:
+def _said(status: int, body: bytes) -> str:
     try:
-        error = response.json().get("error")
+        error = json.loads(body).get("error")
     except (ValueError, AttributeError):
         error = None
-    return str(error)[:200] if error else response.reason_phrase
+    return str(error)[:200] if error else f"status {status}"
+
+
+def _read(response: httpx.Response, where: str, timeout: float, deadline: float) -> bytes:
+    """The answer's body, read as it arrives: MAX_ANSWER_BYTES at most, all of it by `deadline`
+    (httpx's timeouts are per read: an answer dripping a byte at a time would hold the worker
+    for ever). As sent: an encoding would be decompressed past the limit before it is counted."""
+    too_long = ServiceError(f"the models service at {where} answered more than {MAX_ANSWER_BYTES >> 20} MiB: "
+                            f"not an answer of the models service")
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_ANSWER_BYTES:
+        raise too_long
+    if response.headers.get("content-encoding", "identity").strip().lower() not in ("identity", ""):
+        raise ServiceError(f"the models service at {where} answered in an encoding it was not asked for")
+    body = bytearray()
+    for chunk in response.iter_raw():
+        body += chunk
+        if len(body) > MAX_ANSWER_BYTES:
+            raise too_long
+        if time.monotonic() > deadline:
+            raise ServiceError(f"the models service at {where} did not answer within {timeout:g} s", "service_down")
+    return bytes(body)
 
 
 def _call(client: httpx.Client, config: Config, method: str, route: str, timeout: float, **kwargs: Any) -> Any:
     """One request to the service; its JSON answer, or ServiceError in plain words."""
+    import httpx
+
     where = safe_url(config.models.service_url)
+    deadline = time.monotonic() + timeout
+    headers = {"Authorization": f"Bearer {_token(config)}", "Accept-Encoding": "identity",
+               **kwargs.pop("headers", {})}
     try:
-        response = client.request(method, config.models.service_url.rstrip("/") + route,
-                                  headers={"Authorization": f"Bearer {_token(config)}", **kwargs.pop("headers", {})},
-                                  timeout=httpx.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT_S)), **kwargs)
+        with client.stream(method, config.models.service_url.rstrip("/") + route, headers=headers,
+                           timeout=httpx.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT_S)),
+                           **kwargs) as response:
+            status = response.status_code
+            body = b"" if status == 401 else _read(response, where, timeout, deadline)
     except httpx.TimeoutException:
         raise ServiceError(f"the models service at {where} did not answer within {timeout:g} s",
                            "service_down") from None
     except httpx.HTTPError as e:
         raise ServiceError(f"the models service at {where} does not answer ({type(e).__name__})",
                            "service_down") from None
-    if response.status_code == 401:
+    if status == 401:
         raise ServiceError(f"the models service at {where} refused this box's token", "service_refused")
-    if response.status_code == 503:
-        raise ServiceError(f"the models service at {where} is busy or its model unusable: {_said(response)}",
+    if status == 503:
+        raise ServiceError(f"the models service at {where} is busy or its model unusable: {_said(status, body)}",
                            "service_busy")
-    if response.status_code != 200:
-        raise ServiceError(f"the models service at {where} answered {response.status_code}: {_said(response)}")
+    if status != 200:
+        raise ServiceError(f"the models service at {where} answered {status}: {_said(status, body)}")
     try:
-        return response.json()
+        return json.loads(body)
     except ValueError:
         raise ServiceError(f"the models service at {where} answered something that is not JSON") from None
+
+
+# ---- the answers' shapes ----------------------------------------------------------------------------
+# What the local engine returns, checked field by field before the pipeline stores it or the
+# assistant reads it; anything else is an error of the service (the step is tried again later).
+
+def _wrong_shape(what: str) -> ServiceError:
+    return ServiceError(f"the models service answered {what} of the wrong shape")
+
+
+def _text_or_none(value: Any) -> bool:
+    return value is None or isinstance(value, str)
+
+
+def transcription(answer: Any) -> tuple[str, str]:
+    """ModelEngine.transcribe()'s (text, "fr" | "en"), from {"transcript", "language"}: a text
+    that /v1/extract accepts in turn."""
+    if not isinstance(answer, dict) or not isinstance(answer.get("transcript"), str) \
+            or len(answer["transcript"]) > MAX_TEXT_CHARS or answer.get("language") not in ("fr", "en"):
+        raise _wrong_shape("a transcription")
+    return answer["transcript"], answer["language"]
+
+
+def extraction(answer: Any) -> dict:
+    """ModelEngine.extract()'s dict: every field of rules.Extracted, texts or null, `urgent` a
+    boolean, `language` "fr" or "en". Only those fields are kept."""
+    from app.extraction.rules import Extracted
+
+    names = [f.name for f in fields(Extracted)]
+    if not isinstance(answer, dict) or not all(name in answer for name in names):
+        raise _wrong_shape("an extraction")
+    out = {name: answer[name] for name in names}
+    if not isinstance(out["urgent"], bool) or out["language"] not in ("fr", "en") or not all(
+            _text_or_none(v) for k, v in out.items() if k not in ("urgent", "language")):
+        raise _wrong_shape("an extraction")
+    return out
+
+
+def completion(answer: Any) -> dict:
+    """What the chat assistant reads of llama-cpp-python's create_chat_completion() answer:
+    choices, each a message whose content is a text (or null) and a finish_reason. Only those
+    are kept."""
+    choices = answer.get("choices") if isinstance(answer, dict) else None
+    if not isinstance(choices, list) or not choices:
+        raise _wrong_shape("a chat completion")
+    kept = []
+    for index, choice in enumerate(choices):
+        message = choice.get("message") if isinstance(choice, dict) else None
+        if not isinstance(message, dict) or not _text_or_none(message.get("content")) \
+                or not _text_or_none(choice.get("finish_reason")):
+            raise _wrong_shape("a chat completion")
+        kept.append({"index": index, "message": {"role": "assistant", "content": message.get("content")},
+                     "finish_reason": choice.get("finish_reason")})
+    return {"object": "chat.completion", "choices": kept}
 
 
 # ---- health, cached ---------------------------------------------------------------------------------
@@ -462,6 +593,8 @@ def _every(config: Config, *, usable: bool | None, code: str, problem: str = "",
 def _ask_health(config: Config, timeout: float) -> dict[str, dict]:
     """The service's own answer, per model; a service that does not answer (or refuses)
     is both models unusable, with the reason in plain words."""
+    import httpx
+
     where = safe_url(config.models.service_url)
     try:
         with httpx.Client(trust_env=False) as client:
@@ -541,8 +674,8 @@ class RemoteLLM:
         if language is None:
             raise ServiceError("the models service answers the chat assistant's own completions only")
         timeout = min(self.engine.config.models.service_timeout_seconds, CHAT_TIMEOUT_S)
-        return cast(dict, self.engine._call("POST", "/v1/chat", timeout, json={"messages": messages,
-                                                                               "language": language}))
+        return completion(self.engine._call("POST", "/v1/chat", timeout,
+                                            json={"messages": messages, "language": language}))
 
 
 class RemoteEngine:
@@ -551,6 +684,8 @@ class RemoteEngine:
     failed try and retries with its back-off; the assistant sends the guided reply."""
 
     def __init__(self, config: Config):
+        import httpx
+
         self.config = config
         # The assistant's turn in this process (app.chat.assistant.ask takes it); the
         # service keeps its own, per model, for all the web boxes.
@@ -573,20 +708,14 @@ class RemoteEngine:
         return self._state("whisper")["usable"] is True
 
     def transcribe(self, path: Path, business: dict) -> tuple[str, str]:
-        answer = self._call("POST", "/v1/transcribe", self.config.models.service_timeout_seconds,
-                            content=path.read_bytes(), headers={"content-type": "application/octet-stream"})
-        if not isinstance(answer, dict) or not isinstance(answer.get("transcript"), str) \
-                or answer.get("language") not in ("fr", "en"):
-            raise ServiceError("the models service answered a transcription of the wrong shape")
-        return answer["transcript"], answer["language"]
+        timeout = self.config.models.service_timeout_seconds
+        return transcription(self._call("POST", "/v1/transcribe", timeout, content=path.read_bytes(),
+                                        headers={"content-type": "application/octet-stream"}))
 
     def extract(self, transcript: str, caller_id: str | None, business: dict, language: str) -> dict:
-        answer = self._call("POST", "/v1/extract", self.config.models.service_timeout_seconds,
-                            json={"transcript": transcript, "caller_id": caller_id,
-                                  "business": {"name": business.get("name") or ""}, "language": language})
-        if not isinstance(answer, dict):
-            raise ServiceError("the models service answered an extraction of the wrong shape")
-        return answer
+        return extraction(self._call("POST", "/v1/extract", self.config.models.service_timeout_seconds,
+                                     json={"transcript": transcript, "caller_id": caller_id,
+                                           "business": {"name": business.get("name") or ""}, "language": language}))
 
     def llm_ready(self) -> bool:
         """The service's language model is usable (a service that does not answer: not)."""
