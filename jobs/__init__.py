@@ -24,6 +24,7 @@ in `app/`, with ids, never personal data.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import secrets
@@ -51,25 +52,65 @@ class CapteoHuey(Huey):
     """A Huey whose storage `configure()` chooses. On Redis, a task that cannot be queued
     (Redis down or unreachable) is logged, not raised: what it would wake is committed in
     capteo.db already, the sweeps wake it once Redis answers again, and the request that
-    asked (a form, an upload) must not fail for it."""
+    asked (a form, an upload) must not fail for it.
+
+    Nor wait for it more than once: an unreachable Redis costs each try its connect timeout
+    (5 s), so after a failure the tasks of the next REDIS_COOL_DOWN_S are not sent at all
+    (lost as if refused; the sweeps find their work). Then one task tries again, the others
+    still skipped while it does; Redis answering closes the breaker."""
+
+    _redis_down_until: float = 0.0  # while time.monotonic() is below: Redis is not asked (0: closed)
+    _redis_error: str = ""
 
     def enqueue(self, task: Any) -> Any:
         if not isinstance(self.storage, RedisStorage):
             return super().enqueue(task)
+        with _refused_lock:
+            now = time.monotonic()
+            skipped = now < self._redis_down_until
+            trial = not skipped and bool(self._redis_down_until)
+            if trial:
+                self._redis_down_until = now + REDIS_COOL_DOWN_S  # this task is the one that tries again
+        if skipped:
+            return self._lost(task, self._redis_error)
         try:
-            return super().enqueue(task)
+            queued = super().enqueue(task)
         except redis.exceptions.RedisError as e:
             with _refused_lock:
-                _refused[0] += 1
-                if time.monotonic() - _refused[1] >= 60:
-                    log.warning("the queue's Redis refused %d task(s) (the last: %s, %s): not queued; the sweeps "
-                                "wake their work once Redis answers (said again in a minute if still down)",
-                                _refused[0], task.name, type(e).__name__)
-                    _refused[:] = [0, time.monotonic()]
-            return Result(self, task) if self.results else None
+                self._redis_down_until, self._redis_error = time.monotonic() + REDIS_COOL_DOWN_S, type(e).__name__
+            return self._lost(task, type(e).__name__)
+        except Exception:
+            if trial:  # not Redis's failure: the next task tries again
+                with _refused_lock:
+                    self._redis_down_until = time.monotonic()
+            raise
+        if self._redis_down_until:
+            with _refused_lock:
+                was_down, self._redis_down_until = self._redis_down_until, 0.0
+            if was_down:
+                log.info("the queue's Redis answers again: tasks are queued again")
+        return queued
+
+    def _lost(self, task: Any, error: str) -> Any:
+        with _refused_lock:
+            _refused[0] += 1
+            if time.monotonic() - _refused[1] >= 60:
+                log.warning("the queue's Redis refused %d task(s) (the last: %s, %s): not queued; the sweeps "
+                            "wake their work once Redis answers (said again in a minute if still down)",
+                            _refused[0], task.name, error)
+                _refused[:] = [0, time.monotonic()]
+        return Result(self, task) if self.results else None
+
+    def reset_breaker(self) -> None:
+        with _refused_lock:
+            self._redis_down_until, self._redis_error = 0.0, ""
 
 
-# Tasks Redis refused since the last warning, and when that was (one warning a minute at most).
+# After Redis failed a task, how long tasks are not sent to it (each try would wait up to the
+# connect timeout while it is unreachable).
+REDIS_COOL_DOWN_S = 30.0
+# Tasks Redis refused (or that were not sent) since the last warning, and when that was (one
+# warning a minute at most).
 _refused: list = [0, -60.0]
 _refused_lock = threading.Lock()
 
@@ -167,6 +208,7 @@ context = _Context()
 
 def _bind(queue: CapteoHuey, name: str, storage_class: type, **storage_kwargs: Any) -> None:
     old = queue.storage
+    queue.reset_breaker()  # a new binding: what the last one's Redis did says nothing of this one
     queue.name = name
     queue.storage_class = storage_class
     queue.storage_kwargs = storage_kwargs
@@ -324,6 +366,7 @@ class InProcessWorker:
     def run(self) -> None:
         """`run.py worker`: until SIGTERM or SIGINT, then a graceful stop."""
         if self.model_consumer is not None:
+            claim_models_work(self.config)
             models.validate_in_background(self.config)
         if self.consumer is None:
             assert self.model_consumer is not None
@@ -338,12 +381,42 @@ class InProcessWorker:
                 self.model_consumer.stop(graceful=True)
 
 
+# This process's hold on MODELS_LOCK, by data directory: an open file with a shared flock,
+# released by the kernel when the process ends, however it ends.
+MODELS_LOCK = "models-worker.lock"
+_models_locks: dict[str, int] = {}
+
+
+def claim_models_work(config: Config) -> bool:
+    """This process runs the models' work on `config`'s data directory from now on: it holds
+    MODELS_LOCK (shared, with any other process that runs it there) while it lives. When no
+    living process held it, the leases in capteo.db are a killed predecessor's: they are let
+    go at once, not after STUCK_AFTER. When one did, they may be that process's, at work on
+    a voicemail now: they are left to it (a killed holder's run out, and the sweep wakes them).
+    True when the leases were let go."""
+    path = str(config.data_dir / MODELS_LOCK)
+    previous = _models_locks.pop(path, None)
+    if previous is not None:  # this process's own earlier worker (an app started again in-process)
+        os.close(previous)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        alone = True
+    except BlockingIOError:
+        alone = False
+    fcntl.flock(fd, fcntl.LOCK_SH)  # from exclusive: others may start beside this one now
+    _models_locks[path] = fd
+    if alone:
+        voicemail.release_leases()
+    return alone
+
+
 def catch_up() -> None:
     """At start-up, wake at once the work a crash left behind (the periodic sweeps
     would only find it at the next minute): tasks are wake-ups, capteo.db is the truth.
     Where this process runs the models' work, a killed predecessor's leases are let go."""
     if not context.models_elsewhere:
-        voicemail.release_leases()
+        claim_models_work(context.config)
     intake.sweep_outbox()
     intake.sweep_geocoding()
     voicemail.sweep_voicemail()

@@ -5,11 +5,14 @@ SQLite stays the default; /healthz's heartbeat and /metrics work on Redis."""
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -34,30 +37,35 @@ REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 WORKER = ROOT / "tests" / "support" / "slow_engine_worker.py"
 
 
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory):
-    """A real redis-server of our own, on a free port, nothing written to disk."""
+def start_redis(port: int, directory: Path) -> subprocess.Popen:
+    """A real redis-server of our own on `port`, nothing written to disk; returned once it answers."""
     if not Path(REDIS_SERVER).exists():
         pytest.fail("redis-server is not installed (make test installs Debian's redis-server)")
-    port = free_port()
-    directory = tmp_path_factory.mktemp("redis")
     proc = subprocess.Popen([REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                              "--appendonly", "no", "--dir", str(directory)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url)
+    client = redis.Redis.from_url(f"redis://127.0.0.1:{port}/0")
     deadline = time.monotonic() + 10
-    while True:
-        try:
-            client.ping()
-            break
-        except redis.exceptions.ConnectionError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise
-            time.sleep(0.05)
-    yield url
-    client.close()
+    try:
+        while True:
+            try:
+                client.ping()
+                return proc
+            except redis.exceptions.ConnectionError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    proc.kill()
+                    raise
+                time.sleep(0.05)
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory):
+    """A real redis-server of our own, on a free port, nothing written to disk."""
+    port = free_port()
+    proc = start_redis(port, tmp_path_factory.mktemp("redis"))
+    yield f"redis://127.0.0.1:{port}/0"
     proc.terminate()
     proc.wait(10)
 
@@ -303,3 +311,88 @@ def test_a_chat_reply_lost_with_its_worker_is_answered_by_the_sweep(redis_config
     assert not chat.waiting_for_reply(chat.get_any(db, cid))
     assert [m["role"] for m in chat.messages(db, cid)][-2:] == ["visitor", "assistant"]
     db.close()
+
+
+class ClosingListener:
+    """What answers where Redis should: a socket that takes each connection and closes it at once
+    (redis-py: ConnectionError), counting the connections it was asked for."""
+
+    def __init__(self, port: int = 0):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", port))
+        self.sock.listen(64)
+        self.sock.settimeout(0.1)
+        self.port = self.sock.getsockname()[1]
+        self.accepted = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            self.accepted += 1
+            conn.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.sock.close()
+
+
+def test_while_redis_fails_tasks_are_not_sent_to_it_until_a_cool_down_passed(config, db, monkeypatch, caplog,
+                                                                              tmp_path):
+    """A Redis that fails costs one task its try (unreachable: the 5 s connect timeout, on the
+    request that asked); the tasks of the next REDIS_COOL_DOWN_S are not sent to it at all, and
+    lost as a refused one is (capteo.db has their work, the sweeps wake it). Then one tries
+    again; once Redis answers, tasks are queued again. One plain log line for all of them."""
+    monkeypatch.setattr(jobs, "REDIS_COOL_DOWN_S", 1.5)
+    monkeypatch.setattr(jobs, "_refused", [0, -60.0])
+    caplog.set_level(logging.INFO, logger="capteo.queue")
+    down = ClosingListener()
+    url = f"redis://127.0.0.1:{down.port}/0"
+    cfg = config_mod.load(config.path, env={"CAPTEO_QUEUE_BACKEND": "redis", "CAPTEO_QUEUE_REDIS_URL": url})
+    redis_proc = None
+    try:
+        jobs.configure(cfg, db)  # its check pings Redis: said in the log, not raised
+        assert isinstance(jobs.huey.storage, PriorityRedisStorage)
+        caplog.clear()
+        before = down.accepted
+        t0 = time.monotonic()
+        assert jobs.intake.geocode(1) is not None  # tried: Redis failed it
+        tried = down.accepted - before
+        assert tried >= 1
+        for lead_id in range(2, 22):  # within the cool-down: not one of them asks Redis
+            assert jobs.intake.geocode(lead_id) is not None
+        assert time.monotonic() - t0 < jobs.REDIS_COOL_DOWN_S, "the cool-down passed: the test proves nothing"
+        assert down.accepted == before + tried
+        refused = [r for r in caplog.records if r.name == "capteo.queue" and "refused" in r.getMessage()]
+        assert len(refused) == 1 and refused[0].exc_info is None  # one plain line, not one per task
+        assert "ConnectionError" in refused[0].getMessage()
+
+        # Past the cool-down, the next task tries again (Redis still failing: closed again for a while).
+        time.sleep(jobs.REDIS_COOL_DOWN_S + 0.2)
+        assert jobs.intake.geocode(22) is not None
+        assert down.accepted == before + 2 * tried
+        assert jobs.intake.geocode(23) is not None
+        assert down.accepted == before + 2 * tried
+
+        # Redis comes back on that address: after the cool-down, tasks are queued again, every one.
+        down.close()
+        redis_proc = start_redis(down.port, tmp_path)
+        time.sleep(jobs.REDIS_COOL_DOWN_S + 0.2)
+        assert jobs.huey.pending_count() == 0
+        for lead_id in (24, 25, 26):
+            jobs.intake.geocode(lead_id)
+        assert jobs.huey.pending_count() == 3
+        assert "answers again" in caplog.text
+    finally:
+        down.close()
+        if redis_proc is not None:
+            redis_proc.terminate()
+            redis_proc.wait(10)
+        jobs.configure(config, db)  # back to the data directory's queues: no socket left to this Redis

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
 import time
 
 import httpx
@@ -16,7 +18,7 @@ from app.db import connect
 from app.extraction import grounding, rules
 from app.voicemail import models as model_pull
 from app.voicemail.engine import ModelEngine, drop_hallucinations
-from tests.support.app import ServerProcess
+from tests.support.app import ROOT, ServerProcess
 from tests.support.audio import speak
 from tests.support.fake_hf_hub import COMMIT, FakeHfHub
 from tests.support.people import make_business
@@ -406,3 +408,58 @@ def test_a_lease_holds_on_a_voicemail_untouched_for_long(db, config, recording):
     second = CountingStandIn()
     assert voicemail.process(db, config, second, vm_id, "https://x").waiting_for == "another_worker"
     assert second.transcribed == 0
+
+
+def test_a_starting_worker_leaves_the_leases_of_a_living_one(db, config, recording):
+    """The attack of a review: the process that runs the models' work let every lease go when it
+    started, also those of a `run.py worker --models` at work on the same data directory (a
+    second transcription of its voicemail). Now only when no other such process lives."""
+    import jobs
+
+    bid, _ = make_business(db, "gagnon", "G", custom=False)
+    vm_id, _ = voicemail.receive(db, config, business_id=bid, data=recording, caller_id=None, source="upload",
+                                 actor="t")
+    jobs.configure(config, db)
+    living = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "--config", str(config.path), "worker",
+                               "--models"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not _lock_held_elsewhere(config) and time.monotonic() < deadline:
+            assert living.poll() is None, "the worker ended"
+            time.sleep(0.1)
+        assert voicemail._lease(db, voicemail.get(db, bid, vm_id))  # the living worker's step
+        assert jobs.claim_models_work(config) is False
+        assert vm_id not in voicemail.due(db)  # still its own
+        living.send_signal(signal.SIGKILL)
+        living.wait(10)
+        # Killed: this process is the only one left, and the lease is let go at once.
+        assert jobs.claim_models_work(config) is True
+        assert vm_id in voicemail.due(db)
+    finally:
+        if living.poll() is None:
+            living.kill()
+            living.wait(10)
+    # The lock file says who runs the models' work now: a backup leaves it out.
+    assert (config.data_dir / jobs.MODELS_LOCK).exists()
+    from app.ops import backup
+
+    backup.backup(config.data_dir, config.data_dir.parent / "copy")
+    assert not (config.data_dir.parent / "copy" / jobs.MODELS_LOCK).exists()
+
+
+def _lock_held_elsewhere(config) -> bool:
+    import fcntl
+    import os
+
+    path = config.data_dir / "models-worker.lock"
+    if not path.exists():
+        return False
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)

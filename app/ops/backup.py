@@ -58,8 +58,10 @@ def _skip(rel: Path, include_models: bool) -> bool:
     if rel.parts and rel.parts[0] == "models" and not include_models:
         return True
     name = rel.name
-    if len(rel.parts) == 1 and name in REPLICATION_STATE | {"queue-id"}:
-        return True  # queue-id: a copy restored elsewhere must not share this box's Redis queues
+    if len(rel.parts) == 1 and name in REPLICATION_STATE | {"queue-id", "models-worker.lock"}:
+        # queue-id: a copy restored elsewhere must not share this box's Redis queues; the lock
+        # says which processes run the models' work here now (jobs.claim_models_work).
+        return True
     return name in DATABASES or (
         name.endswith(("-wal", "-shm", "-journal")) and name.rsplit("-", 1)[0] in DATABASES
     )
