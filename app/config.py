@@ -9,6 +9,7 @@ value came from.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import secrets as _secrets
@@ -428,8 +429,9 @@ class Config:
     # Where each value came from ("default", the file, or an environment variable), by "section.key".
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
-    @property
+    @functools.cached_property
     def data_dir(self) -> Path:
+        """Resolved once (every secret, queue and database path starts here)."""
         p = Path(self.data.dir)
         return p if p.is_absolute() else (self.path.parent / p).resolve()
 

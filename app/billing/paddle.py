@@ -13,8 +13,10 @@ import hashlib
 import hmac
 from collections.abc import Iterable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-import httpx
+if TYPE_CHECKING:
+    import httpx
 
 SANDBOX_API = "https://sandbox-api.paddle.com"
 PRODUCTION_API = "https://api.paddle.com"
@@ -100,6 +102,8 @@ class PaddleClient:
 
     def _post(self, path: str, body: dict) -> httpx.Response:
         """One authenticated POST to Paddle's API; PaddleError unless it answered 2xx."""
+        import httpx  # at the first call, not with the app (app.messaging.client says why)
+
         try:
             with httpx.Client(timeout=TIMEOUT, transport=self.transport) as client:
                 r = client.post(f"{self.api_base}{path}", json=body,

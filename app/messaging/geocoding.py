@@ -11,14 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import httpx
-
 from app import clock
 from app.config import Config
 from app.db import Database
 from app.messaging import client
 
-TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 # geocoder.ca error codes that mean "this postal code has no answer", not "try later".
 NOT_FOUND_CODES = {"005", "008"}
 MAX_ATTEMPTS = 12
@@ -40,11 +37,13 @@ class GeocoderClient:
 
     def locate(self, postal_code: str) -> tuple[float, float] | None:
         """(lat, lng), None when the code is unknown; GeocoderUnavailable otherwise."""
+        import httpx  # at the first lookup, not with the app (app.messaging.client)
+
         params = {"locate": postal_code.replace(" ", ""), "json": "1"}
         if self.auth:
             params["auth"] = self.auth
         try:
-            response = client.shared().get(self.api_base + "/", params=params, timeout=TIMEOUT)
+            response = client.shared().get(self.api_base + "/", params=params)
         except httpx.HTTPError as e:
             raise GeocoderUnavailable(str(e) or type(e).__name__) from e
         if response.status_code != 200:

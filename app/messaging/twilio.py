@@ -10,13 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import httpx
-
 from app.config import Config
 from app.messaging import client
 
 RETRYABLE_CODES = {20429, 20003}
-TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 
 
 class TwilioError(Exception):
@@ -54,6 +51,8 @@ class TwilioClient:
         )
 
     def send(self, to: str, body: str) -> str:
+        import httpx  # at the first message, not with the app (app.messaging.client)
+
         data = {"To": to, "Body": body}
         if self.messaging_service_sid:
             data["MessagingServiceSid"] = self.messaging_service_sid
@@ -61,7 +60,7 @@ class TwilioClient:
             data["From"] = self.from_number
         url = f"{self.api_base}/2010-04-01/Accounts/{self.account_sid}/Messages.json"
         try:
-            response = client.shared().post(url, data=data, auth=(self.auth_user, self.auth_secret), timeout=TIMEOUT)
+            response = client.shared().post(url, data=data, auth=(self.auth_user, self.auth_secret))
         except httpx.HTTPError as e:
             raise TwilioError("network", str(e) or type(e).__name__, retryable=True) from e
         try:

@@ -12,16 +12,12 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import httpx
-
 from app import businesses, normalize, voicemail
 from app.config import Config
 from app.db import Database
 from app.voicemail.audio import AudioRejected
 
 log = logging.getLogger("capteo.voicemail")
-
-TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 
 
 class VoipmsError(Exception):
@@ -42,9 +38,12 @@ class VoipmsClient:
         return cls(config.voipms.api_url, config.voipms.username, password)
 
     def _call(self, method: str, **params) -> dict:
+        import httpx  # at the first call, not with the app (app.messaging.client says why)
+
         try:
             response = httpx.get(self.api_url, params={"api_username": self.username, "api_password": self.password,
-                                                       "method": method, **params}, timeout=TIMEOUT)
+                                                       "method": method, **params},
+                                 timeout=httpx.Timeout(30.0, connect=5.0))
             payload = response.json()
         except (httpx.HTTPError, ValueError) as e:
             raise VoipmsError(f"{method}: {e}") from e
