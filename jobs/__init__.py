@@ -85,11 +85,23 @@ class CapteoHuey(Huey):
                     self._redis_down_until = time.monotonic()
             raise
         if self._redis_down_until:
-            with _refused_lock:
-                was_down, self._redis_down_until = self._redis_down_until, 0.0
-            if was_down:
-                log.info("the queue's Redis answers again: tasks are queued again")
+            self._redis_answers()
         return queued
+
+    def dequeue(self) -> Any:
+        """The consumer's poll (about every second where a consumer runs): Redis answering it
+        closes the breaker at once, not at the end of the cool-down (a passing failure would
+        otherwise skip 30 s of wake-ups, the worker's heartbeat among them)."""
+        task = super().dequeue()
+        if self._redis_down_until:
+            self._redis_answers()
+        return task
+
+    def _redis_answers(self) -> None:
+        with _refused_lock:
+            was_down, self._redis_down_until = self._redis_down_until, 0.0
+        if was_down:
+            log.info("the queue's Redis answers again: tasks are queued again")
 
     def _lost(self, task: Any, error: str) -> Any:
         with _refused_lock:

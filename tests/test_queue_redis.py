@@ -390,9 +390,30 @@ def test_while_redis_fails_tasks_are_not_sent_to_it_until_a_cool_down_passed(con
             jobs.intake.geocode(lead_id)
         assert jobs.huey.pending_count() == 3
         assert "answers again" in caplog.text
+        assert jobs.huey.dequeue() is not None  # (emptied, for what follows)
+        jobs.huey.flush()
+
+        # A passing failure: the breaker opens; the consumer's next poll that Redis answers
+        # closes it again at once, long before the end of the cool-down.
+        monkeypatch.setattr(jobs, "REDIS_COOL_DOWN_S", 600.0)
+        redis_proc.send_signal(signal.SIGSTOP)  # Redis stops answering (connections stay open)
+        monkeypatch.setattr(jobs.huey.storage.conn.connection_pool, "connection_kwargs",
+                            {**jobs.huey.storage.conn.connection_pool.connection_kwargs, "socket_timeout": 0.5})
+        jobs.huey.storage.conn.connection_pool.disconnect()
+        assert jobs.intake.geocode(27) is not None  # timed out: the breaker is open
+        assert jobs.intake.geocode(28) is not None  # not sent
+        redis_proc.send_signal(signal.SIGCONT)
+        assert jobs.huey.storage.queue_size() <= 1  # 28 never reached Redis (27's write may have, late)
+        jobs.huey.flush()
+        jobs.intake.geocode(29)
+        assert jobs.huey.storage.queue_size() == 0  # Redis answers again, but nobody asked it: still open
+        assert jobs.huey.dequeue() is None  # the consumer's poll, answered
+        jobs.intake.geocode(30)
+        assert jobs.huey.storage.queue_size() == 1  # sent at once, the cool-down far from over
     finally:
         down.close()
         if redis_proc is not None:
+            redis_proc.send_signal(signal.SIGCONT)
             redis_proc.terminate()
             redis_proc.wait(10)
         jobs.configure(config, db)  # back to the data directory's queues: no socket left to this Redis
