@@ -374,6 +374,8 @@ class InProcessWorker:
         """Let running tasks finish, up to [queue] shutdown_timeout (each queue in turn)."""
         for consumer in reversed(self._consumers()):
             consumer.stop(graceful=True)
+        if self.model_consumer is not None:
+            _release_models_work(self.config)
 
     def run(self) -> None:
         """`run.py worker`: until SIGTERM or SIGINT, then a graceful stop."""
@@ -421,6 +423,13 @@ def claim_models_work(config: Config) -> bool:
     if alone:
         voicemail.release_leases()
     return alone
+
+
+def _release_models_work(config: Config) -> None:
+    """This process no longer runs the models' work there (its worker stopped)."""
+    fd = _models_locks.pop(str(config.data_dir / MODELS_LOCK), None)
+    if fd is not None:
+        os.close(fd)
 
 
 def catch_up() -> None:

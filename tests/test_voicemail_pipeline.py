@@ -435,6 +435,9 @@ def test_a_starting_worker_leaves_the_leases_of_a_living_one(db, config, recordi
         # Killed: this process is the only one left, and the lease is let go at once.
         assert jobs.claim_models_work(config) is True
         assert vm_id in voicemail.due(db)
+        assert _lock_held_elsewhere(config)  # by this process now, until its worker stops
+        jobs._release_models_work(config)
+        assert not _lock_held_elsewhere(config)
     finally:
         if living.poll() is None:
             living.kill()
