@@ -175,26 +175,46 @@ def test_an_answer_larger_than_the_limit_is_not_read_and_is_an_error_of_the_serv
     engine.close()
 
 
-def test_an_answer_that_drips_is_given_up_at_the_timeout(config, fake):
-    """httpx's timeout is per read: a byte every 0.2 s never trips it. The whole answer must
-    arrive within the timeout; past it, the service counts as not answering."""
-    def drip(h: BaseHTTPRequestHandler) -> None:
+def _slow(config, fake, body: Callable[[BaseHTTPRequestHandler], None], timeout: float) -> float:
+    """Seconds until the client gave up an answer whose headers come at once and whose
+    1,000-byte body `body` writes (as the service not answering: service_down)."""
+    def answer(h: BaseHTTPRequestHandler) -> None:
         h.send_response(200)
         h.send_header("content-type", "application/json")
         h.send_header("content-length", "1000")
         h.end_headers()
+        body(h)
+
+    fake.answers["/v1/extract"] = answer
+    t0 = time.monotonic()
+    with pytest.raises(ServiceError, match=f"did not answer within {timeout:g} s") as caught, \
+            httpx.Client(trust_env=False) as client:
+        service._call(client, web_box(config, fake.url), "POST", "/v1/extract", timeout, json={})
+    assert caught.value.code == "service_down"
+    return time.monotonic() - t0
+
+
+def test_an_answer_that_drips_is_given_up_at_the_timeout(config, fake):
+    """httpx's timeout is per read: a byte every 0.2 s never trips it. The whole answer must
+    arrive within the timeout; past it, the service counts as not answering."""
+    def drip(h: BaseHTTPRequestHandler) -> None:
         for _ in range(1000):
             fake.write(h, b" ")
             time.sleep(0.2)
 
-    fake.answers["/v1/extract"] = drip
-    cfg = web_box(config, fake.url)
-    t0 = time.monotonic()
-    with pytest.raises(ServiceError, match="did not answer within 1 s") as caught, \
-            httpx.Client(trust_env=False) as client:
-        service._call(client, cfg, "POST", "/v1/extract", 1.0, json={})
-    assert caught.value.code == "service_down"
-    assert time.monotonic() - t0 < 3
+    assert _slow(config, fake, drip, 1.0) < 3
+
+
+def test_an_answer_that_stalls_is_given_up_at_the_timeout_not_a_read_later(config, fake):
+    """Its first byte just before the timeout, then nothing: the read that waits is cut at the
+    deadline, not a whole read timeout later (with the default 300 s, the voicemail's lease of
+    10 minutes would run out meanwhile)."""
+    def stall(h: BaseHTTPRequestHandler) -> None:
+        time.sleep(0.8)
+        fake.write(h, b" ")
+        time.sleep(5)
+
+    assert _slow(config, fake, stall, 1.5) < 2.2  # 0.8 + 1.5 = 2.3 s if the read were left to its own timeout
 
 
 def test_an_answer_in_an_encoding_not_asked_for_is_refused(config, fake):
@@ -314,6 +334,26 @@ def test_a_voicemail_whose_extraction_answer_is_malformed_stores_nothing_and_is_
     assert voicemail.process(db, cfg, engine, vm_id, "https://x").state == "lead_created"
     stored = db.one("SELECT extraction FROM voicemails WHERE id = ?", (vm_id,))["extraction"]
     assert json.loads(stored) == EXTRACTION
+    engine.close()
+
+
+def test_what_the_service_extracts_is_grounded_again_on_the_web_box(config, db, fake, recording):
+    """The attack of a review: any text of the right type was stored as the service answered it
+    (a phone that is no phone, which also links the lead to another client's record; a name of
+    a megabyte; a postal code geocoder.ca would be asked twelve times). The web box grounds the
+    answer as the local engine grounds its model's: only values the transcript holds are kept."""
+    cfg = web_box(config, fake.url)
+    vm_id = _received(db, cfg, recording)
+    fake.answers["/v1/transcribe"] = send_json({"transcript": SAID, "language": "fr"})
+    fake.answers["/v1/extract"] = send_json(EXTRACTION | {
+        "first_name": "Z" * 1_000_000, "last_name": "Gagnon", "phone": "not a phone; +15145550199",
+        "postal_code": "H" * 5001, "email": "boss@example.com", "need": "N" * 100_000, "urgent": True})
+    engine = RemoteEngine(cfg)
+    assert voicemail.process(db, cfg, engine, vm_id, "https://x").state == "lead_created"
+    lead = db.one("SELECT l.* FROM leads l JOIN voicemails v ON v.lead_id = l.id WHERE v.id = ?", (vm_id,))
+    assert (lead["first_name"], lead["last_name"], lead["phone"]) == ("Luc", "Roy", "+15145550101")
+    assert lead["email"] is None and lead["postal_code"] is None
+    assert len(lead["need"]) <= 200
     engine.close()
 
 

@@ -374,7 +374,7 @@ def test_no_other_place_fetches_a_url_a_subscriber_could_give(config, client):
         "app/businesses/cloudflare_access.py": ["jwt"],
         "app/billing/paddle.py": ["httpx"],  # Paddle's API (the operator's account)
         "app/messaging/client.py": ["httpx"],  # the one client of Twilio and geocoder.ca (above)
-        "app/voicemail/service.py": ["httpx"],  # the operator's own models service ([models] service_url)
+        "app/voicemail/service.py": ["httpx", "socket"],  # the operator's own models service ([models] service_url)
     }, reaching
 
 

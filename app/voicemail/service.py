@@ -36,10 +36,12 @@ change (`llm_fields`); the web boxes' are not used for the work.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import ipaddress
 import json
 import logging
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -304,7 +306,7 @@ def _models(request: Request) -> Models:
 async def _json(request: Request) -> Any:
     try:
         return json.loads(await request.body())
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: "[[[[…" nested past Python's limit
         raise Refused(status_code=400, detail="the body is not JSON") from None
 
 
@@ -459,7 +461,7 @@ def _token(config: Config) -> str:
 def _said(status: int, body: bytes) -> str:
     try:
         error = json.loads(body).get("error")
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         error = None
     return str(error)[:200] if error else f"status {status}"
 
@@ -476,12 +478,35 @@ def _read(response: httpx.Response, where: str, timeout: float, deadline: float)
     if response.headers.get("content-encoding", "identity").strip().lower() not in ("identity", ""):
         raise ServiceError(f"the models service at {where} answered in an encoding it was not asked for")
     body = bytearray()
-    for chunk in response.iter_raw():
-        body += chunk
-        if len(body) > MAX_ANSWER_BYTES:
-            raise too_long
-        if time.monotonic() > deadline:
-            raise ServiceError(f"the models service at {where} did not answer within {timeout:g} s", "service_down")
+    # Each read waits at most the timeout; the whole answer, until the deadline: then the
+    # answer is closed under the read that waits (it ends with an error, said as a timeout).
+    late = threading.Event()
+
+    def cut() -> None:
+        late.set()
+        # A read that waits is woken by shutting the socket down under it (closing the
+        # response from this thread would not wake it, and is not this thread's to do).
+        stream = response.extensions.get("network_stream")
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), cut)
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        for chunk in response.iter_raw():
+            body += chunk
+            if len(body) > MAX_ANSWER_BYTES:
+                raise too_long
+    except Exception:
+        if late.is_set():
+            raise ServiceError(f"the models service at {where} did not answer within {timeout:g} s",
+                               "service_down") from None
+        raise
+    finally:
+        watchdog.cancel()
     return bytes(body)
 
 
@@ -514,7 +539,7 @@ def _call(client: httpx.Client, config: Config, method: str, route: str, timeout
         raise ServiceError(f"the models service at {where} answered {status}: {_said(status, body)}")
     try:
         return json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: "[[[[…" nested past Python's limit
         raise ServiceError(f"the models service at {where} answered something that is not JSON") from None
 
 
@@ -713,9 +738,22 @@ class RemoteEngine:
                                         headers={"content-type": "application/octet-stream"}))
 
     def extract(self, transcript: str, caller_id: str | None, business: dict, language: str) -> dict:
-        return extraction(self._call("POST", "/v1/extract", self.config.models.service_timeout_seconds,
-                                     json={"transcript": transcript, "caller_id": caller_id,
-                                           "business": {"name": business.get("name") or ""}, "language": language}))
+        """The service's extraction, grounded again here as the local engine grounds its model's
+        answer: a value the transcript (or the caller id) does not hold, a phone or a postal code
+        that is not one, a need past its length, is not taken from the service, whatever it
+        answers (a wrong address, a service of another version, a compromised box)."""
+        from app.extraction import grounding, rules
+        from app.voicemail.engine import not_the_business
+
+        answer = extraction(self._call("POST", "/v1/extract", self.config.models.service_timeout_seconds,
+                                       json={"transcript": transcript, "caller_id": caller_id,
+                                             "business": {"name": business.get("name") or ""}, "language": language}))
+        name = business.get("name") or None
+        base = rules.extract(transcript, caller_id, business=name).as_dict()
+        # The service applied its own llm_fields; here each of its values only has to be grounded.
+        merged = grounding.merge(base, answer, transcript, caller_id,
+                                 policy=dict.fromkeys(grounding.MODEL_FIELDS, "model"))
+        return not_the_business(merged, base, name)
 
     def llm_ready(self) -> bool:
         """The service's language model is usable (a service that does not answer: not)."""
