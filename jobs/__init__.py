@@ -55,53 +55,54 @@ class CapteoHuey(Huey):
     asked (a form, an upload) must not fail for it.
 
     Nor wait for it more than once: an unreachable Redis costs each try its connect timeout
-    (5 s), so after a failure the tasks of the next REDIS_COOL_DOWN_S are not sent at all
-    (lost as if refused; the sweeps find their work). Then one task tries again, the others
-    still skipped while it does; Redis answering closes the breaker."""
+    (5 s), so after a failure no task is sent to it (each is lost as if refused; the sweeps
+    find their work) until a PING from a thread of its own, every REDIS_PROBE_S, is answered:
+    no request waits for a Redis that is down, and a passing failure costs a second or two of
+    wake-ups, not more."""
 
-    _redis_down_until: float = 0.0  # while time.monotonic() is below: Redis is not asked (0: closed)
+    _redis_down: bool = False  # the breaker: open while True
     _redis_error: str = ""
+    _probe: threading.Thread | None = None
 
     def enqueue(self, task: Any) -> Any:
         if not isinstance(self.storage, RedisStorage):
             return super().enqueue(task)
-        with _refused_lock:
-            now = time.monotonic()
-            skipped = now < self._redis_down_until
-            trial = not skipped and bool(self._redis_down_until)
-            if trial:
-                self._redis_down_until = now + REDIS_COOL_DOWN_S  # this task is the one that tries again
-        if skipped:
+        if self._redis_down:
             return self._lost(task, self._redis_error)
         try:
-            queued = super().enqueue(task)
+            return super().enqueue(task)
         except redis.exceptions.RedisError as e:
-            with _refused_lock:
-                self._redis_down_until, self._redis_error = time.monotonic() + REDIS_COOL_DOWN_S, type(e).__name__
+            self._open_breaker(type(e).__name__)
             return self._lost(task, type(e).__name__)
-        except Exception:
-            if trial:  # not Redis's failure: the next task tries again
-                with _refused_lock:
-                    self._redis_down_until = time.monotonic()
-            raise
-        if self._redis_down_until:
-            self._redis_answers()
-        return queued
 
-    def dequeue(self) -> Any:
-        """The consumer's poll (about every second where a consumer runs): Redis answering it
-        closes the breaker at once, not at the end of the cool-down (a passing failure would
-        otherwise skip 30 s of wake-ups, the worker's heartbeat among them)."""
-        task = super().dequeue()
-        if self._redis_down_until:
-            self._redis_answers()
-        return task
-
-    def _redis_answers(self) -> None:
+    def _open_breaker(self, error: str) -> None:
         with _refused_lock:
-            was_down, self._redis_down_until = self._redis_down_until, 0.0
-        if was_down:
+            self._redis_error = error
+            if self._redis_down:
+                return
+            self._redis_down = True
+            storage = self.storage
+            self._probe = threading.Thread(target=self._probe_until_answered, args=(storage,), daemon=True,
+                                           name=f"capteo-redis-probe-{self.name}")
+            self._probe.start()
+
+    def _probe_until_answered(self, storage: Any) -> None:
+        """PING the queue's Redis until it answers (on this thread: no request waits), then
+        close the breaker. Ends too when the queue is bound elsewhere (`configure()`)."""
+        while True:
+            time.sleep(REDIS_PROBE_S)
+            if self.storage is not storage or not self._redis_down:
+                return
+            try:
+                storage.conn.ping()
+            except redis.exceptions.RedisError:
+                continue
+            with _refused_lock:
+                if self.storage is not storage:
+                    return
+                self._redis_down = False
             log.info("the queue's Redis answers again: tasks are queued again")
+            return
 
     def _lost(self, task: Any, error: str) -> Any:
         with _refused_lock:
@@ -115,12 +116,12 @@ class CapteoHuey(Huey):
 
     def reset_breaker(self) -> None:
         with _refused_lock:
-            self._redis_down_until, self._redis_error = 0.0, ""
+            self._redis_down, self._redis_error = False, ""
 
 
-# After Redis failed a task, how long tasks are not sent to it (each try would wait up to the
-# connect timeout while it is unreachable).
-REDIS_COOL_DOWN_S = 30.0
+# After Redis failed a task, how often a thread of its own asks it whether it answers again
+# (meanwhile no task is sent to it: each would wait up to the connect timeout).
+REDIS_PROBE_S = 1.0
 # Tasks Redis refused (or that were not sent) since the last warning, and when that was (one
 # warning a minute at most).
 _refused: list = [0, -60.0]
@@ -356,6 +357,7 @@ class InProcessWorker:
         # The models are loaded and checked once now, off the request path: the dashboard,
         # /healthz and `run.py check` then say in plain words what is wrong, if anything.
         if self.model_consumer is not None:
+            claim_models_work(self.config)  # before its consumer takes a voicemail
             models.validate_in_background(self.config)
         # Huey installs its own SIGINT/SIGTERM/SIGHUP handlers; the web server owns
         # signals here, so put its handlers back once the threads are running.
@@ -409,16 +411,26 @@ def claim_models_work(config: Config) -> bool:
     a voicemail now: they are left to it (a killed holder's run out, and the sweep wakes them).
     True when the leases were let go."""
     path = str(config.data_dir / MODELS_LOCK)
-    previous = _models_locks.pop(path, None)
-    if previous is not None:  # this process's own earlier worker (an app started again in-process)
-        os.close(previous)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    _release_models_work(config)  # this process's own earlier worker (an app started again in-process)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        alone = True
-    except BlockingIOError:
-        alone = False
-    fcntl.flock(fd, fcntl.LOCK_SH)  # from exclusive: others may start beside this one now
+        # Read-only is all flock needs (the file may be another account's: a worker run as root).
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as e:
+        log.warning("could not open %s (%s): the leases of a killed models' worker run out instead of being "
+                    "let go now", MODELS_LOCK, type(e).__name__)
+        return False
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            alone = True
+        except BlockingIOError:
+            alone = False
+        fcntl.flock(fd, fcntl.LOCK_SH)  # from exclusive: others may start beside this one now
+    except OSError as e:
+        os.close(fd)
+        log.warning("could not lock %s (%s): the leases of a killed models' worker run out instead of being "
+                    "let go now", MODELS_LOCK, type(e).__name__)
+        return False
     _models_locks[path] = fd
     if alone:
         voicemail.release_leases()
@@ -435,9 +447,7 @@ def _release_models_work(config: Config) -> None:
 def catch_up() -> None:
     """At start-up, wake at once the work a crash left behind (the periodic sweeps
     would only find it at the next minute): tasks are wake-ups, capteo.db is the truth.
-    Where this process runs the models' work, a killed predecessor's leases are let go."""
-    if not context.models_elsewhere:
-        claim_models_work(context.config)
+    (A killed predecessor's leases were let go when the models' consumer started.)"""
     intake.sweep_outbox()
     intake.sweep_geocoding()
     voicemail.sweep_voicemail()

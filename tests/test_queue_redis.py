@@ -9,10 +9,8 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -313,107 +311,52 @@ def test_a_chat_reply_lost_with_its_worker_is_answered_by_the_sweep(redis_config
     db.close()
 
 
-class ClosingListener:
-    """What answers where Redis should: a socket that takes each connection and closes it at once
-    (redis-py: ConnectionError), counting the connections it was asked for."""
-
-    def __init__(self, port: int = 0):
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", port))
-        self.sock.listen(64)
-        self.sock.settimeout(0.1)
-        self.port = self.sock.getsockname()[1]
-        self.accepted = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except TimeoutError:
-                continue
-            self.accepted += 1
-            conn.close()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        self.sock.close()
-
-
-def test_while_redis_fails_tasks_are_not_sent_to_it_until_a_cool_down_passed(config, db, monkeypatch, caplog,
-                                                                              tmp_path):
-    """A Redis that fails costs one task its try (unreachable: the 5 s connect timeout, on the
-    request that asked); the tasks of the next REDIS_COOL_DOWN_S are not sent to it at all, and
-    lost as a refused one is (capteo.db has their work, the sweeps wake it). Then one tries
-    again; once Redis answers, tasks are queued again. One plain log line for all of them."""
-    monkeypatch.setattr(jobs, "REDIS_COOL_DOWN_S", 1.5)
+def test_while_redis_fails_no_task_is_sent_to_it_until_it_answers_a_ping_again(config, db, monkeypatch, caplog,
+                                                                                tmp_path):
+    """A Redis that fails costs one task its try (here it stops answering: the socket timeout,
+    on the request that asked; unreachable, the 5 s connect timeout). Then no task is sent to
+    it, each lost as a refused one is (capteo.db has its work, the sweeps wake it), while a
+    thread of its own PINGs it every REDIS_PROBE_S; once it answers, tasks are queued again.
+    One plain log line for all the lost ones."""
+    monkeypatch.setattr(jobs, "REDIS_PROBE_S", 0.2)
     monkeypatch.setattr(jobs, "_refused", [0, -60.0])
     caplog.set_level(logging.INFO, logger="capteo.queue")
-    down = ClosingListener()
-    url = f"redis://127.0.0.1:{down.port}/0"
-    cfg = config_mod.load(config.path, env={"CAPTEO_QUEUE_BACKEND": "redis", "CAPTEO_QUEUE_REDIS_URL": url})
-    redis_proc = None
+    port = free_port()
+    redis_proc = start_redis(port, tmp_path)
+    cfg = config_mod.load(config.path, env={"CAPTEO_QUEUE_BACKEND": "redis",
+                                            "CAPTEO_QUEUE_REDIS_URL": f"redis://127.0.0.1:{port}/0"})
     try:
-        jobs.configure(cfg, db)  # its check pings Redis: said in the log, not raised
+        jobs.configure(cfg, db)
         assert isinstance(jobs.huey.storage, PriorityRedisStorage)
+        jobs.huey.flush()
+        pool = jobs.huey.storage.conn.connection_pool
+        monkeypatch.setattr(pool, "connection_kwargs", {**pool.connection_kwargs, "socket_timeout": 0.5})
+        pool.reset()  # new connections, with that timeout
         caplog.clear()
-        before = down.accepted
+        redis_proc.send_signal(signal.SIGSTOP)  # Redis stops answering; what is sent waits in its socket
         t0 = time.monotonic()
-        assert jobs.intake.geocode(1) is not None  # tried: Redis failed it
-        tried = down.accepted - before
-        assert tried >= 1
-        for lead_id in range(2, 22):  # within the cool-down: not one of them asks Redis
+        assert jobs.intake.geocode(1) is not None  # sent, and timed out: the breaker opens
+        assert jobs.huey._redis_down
+        for lead_id in range(2, 22):  # not one of them is sent (nor waits)
             assert jobs.intake.geocode(lead_id) is not None
-        assert time.monotonic() - t0 < jobs.REDIS_COOL_DOWN_S, "the cool-down passed: the test proves nothing"
-        assert down.accepted == before + tried
+        assert time.monotonic() - t0 < 3
+        time.sleep(1.5)  # the probe asks meanwhile, and times out: still open
+        assert jobs.huey._redis_down
         refused = [r for r in caplog.records if r.name == "capteo.queue" and "refused" in r.getMessage()]
         assert len(refused) == 1 and refused[0].exc_info is None  # one plain line, not one per task
-        assert "ConnectionError" in refused[0].getMessage()
+        assert "TimeoutError" in refused[0].getMessage()
 
-        # Past the cool-down, the next task tries again (Redis still failing: closed again for a while).
-        time.sleep(jobs.REDIS_COOL_DOWN_S + 0.2)
-        assert jobs.intake.geocode(22) is not None
-        assert down.accepted == before + 2 * tried
-        assert jobs.intake.geocode(23) is not None
-        assert down.accepted == before + 2 * tried
-
-        # Redis comes back on that address: after the cool-down, tasks are queued again, every one.
-        down.close()
-        redis_proc = start_redis(down.port, tmp_path)
-        time.sleep(jobs.REDIS_COOL_DOWN_S + 0.2)
-        assert jobs.huey.pending_count() == 0
-        for lead_id in (24, 25, 26):
-            jobs.intake.geocode(lead_id)
-        assert jobs.huey.pending_count() == 3
+        redis_proc.send_signal(signal.SIGCONT)  # Redis answers again: the probe's next PING says so
+        _wait_for(lambda: not jobs.huey._redis_down, 15, "the probe answered")
         assert "answers again" in caplog.text
-        assert jobs.huey.dequeue() is not None  # (emptied, for what follows)
-        jobs.huey.flush()
-
-        # A passing failure: the breaker opens; the consumer's next poll that Redis answers
-        # closes it again at once, long before the end of the cool-down.
-        monkeypatch.setattr(jobs, "REDIS_COOL_DOWN_S", 600.0)
-        redis_proc.send_signal(signal.SIGSTOP)  # Redis stops answering (connections stay open)
-        monkeypatch.setattr(jobs.huey.storage.conn.connection_pool, "connection_kwargs",
-                            {**jobs.huey.storage.conn.connection_pool.connection_kwargs, "socket_timeout": 0.5})
-        jobs.huey.storage.conn.connection_pool.disconnect()
-        assert jobs.intake.geocode(27) is not None  # timed out: the breaker is open
-        assert jobs.intake.geocode(28) is not None  # not sent
-        redis_proc.send_signal(signal.SIGCONT)
-        assert jobs.huey.storage.queue_size() <= 1  # 28 never reached Redis (27's write may have, late)
-        jobs.huey.flush()
-        jobs.intake.geocode(29)
-        assert jobs.huey.storage.queue_size() == 0  # Redis answers again, but nobody asked it: still open
-        assert jobs.huey.dequeue() is None  # the consumer's poll, answered
-        jobs.intake.geocode(30)
-        assert jobs.huey.storage.queue_size() == 1  # sent at once, the cool-down far from over
+        # What Redis holds: at most the first task (its write reached Redis as it resumed), none of the 20 others.
+        queued = jobs.huey.pending_count()
+        assert queued <= 1
+        for lead_id in (22, 23, 24):
+            jobs.intake.geocode(lead_id)
+        assert jobs.huey.pending_count() == queued + 3
     finally:
-        down.close()
-        if redis_proc is not None:
-            redis_proc.send_signal(signal.SIGCONT)
-            redis_proc.terminate()
-            redis_proc.wait(10)
+        redis_proc.send_signal(signal.SIGCONT)
+        redis_proc.terminate()
+        redis_proc.wait(10)
         jobs.configure(config, db)  # back to the data directory's queues: no socket left to this Redis
