@@ -26,6 +26,7 @@ import hmac
 import json
 import logging
 import os
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -215,7 +216,9 @@ def save_head(conn: apsw.Connection) -> dict | None:
     current = _current_head(path, key)
     if current is not None and current["id"] >= last["id"]:
         return current
-    tmp = path.with_name(path.name + ".tmp")
+    # Its own temporary file per process and thread: two processes starting at once (the server
+    # and `run.py worker`) each record the head, and one's rename took the other's file away.
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     tmp.write_text(json.dumps({**last, "mac": _head_mac(key, last["id"], last["hash"])}))
     os.replace(tmp, path)
     _remember_head(path, key, last)

@@ -68,3 +68,32 @@ def test_raw_file_edit_is_detected_and_named(db, config):
     assert result.returncode == 1
     assert "BROKEN at entry 4: content does not match its hash" in result.stdout
     assert "3 entries before it are intact" in result.stdout
+
+
+def test_two_processes_starting_at_once_both_record_the_head(config, db):
+    """Found by a flaky test: the server and `run.py worker` starting at once on a data directory
+    both record the audit head at start, through one temporary file name; one's rename took the
+    other's file away (FileNotFoundError: the worker did not start). Here both start while the
+    head is behind, each writing its temporary file slowly (0.5 s), so that the two overlap."""
+    with db.write() as conn:  # an entry from before the audit key: no head recorded yet
+        audit.record(conn, actor="test", action="lead.view", entity="lead", entity_id=1)
+    config.secret("audit")  # the key made: each process records the head at start
+    assert not audit.head_path(db.reader()).exists()
+    script = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "write_text = Path.write_text\n"
+        "def slow(self, *a, **k):\n"
+        "    n = write_text(self, *a, **k)\n"
+        "    time.sleep(0.5)\n"
+        "    return n\n"
+        "Path.write_text = slow\n"
+        "from app import audit\n"
+        "from app.db import Database\n"
+        "audit.start(Database(sys.argv[1]).reader())\n"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(config.db_path)], cwd=ROOT,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    errors = [p.communicate(timeout=60)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], errors
+    assert audit.read_head(audit.head_path(db.reader()), audit.key_for(db.reader())) is not None
