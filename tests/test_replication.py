@@ -300,11 +300,13 @@ def test_litestream_killed_twice_under_load_then_the_box_lost_every_acknowledged
                 time.sleep(1.0)
                 eraser = None
                 if kill == 0:
+                    _wait(lambda: len(acked) > 5, 30, "the writer's first rows")
                     eraser = threading.Thread(target=retention.erase_person, args=(db, config, bid, [acked[5]]),
                                               kwargs={"actor": "test:erasure"})
                     eraser.start()
                     time.sleep(0.05)
-                (pid,) = _wait(lambda: _litestream_pids(litestream_yml), 15, "litestream running")
+                # The one running now (a killed one may still be listed for a moment: the newest).
+                pid = max(_wait(lambda: _litestream_pids(litestream_yml), 15, "litestream running"))
                 os.kill(pid, 9)
                 _wait(lambda p=pid: [q for q in _litestream_pids(litestream_yml) if q != p], 15, "restarted")
                 if eraser is not None:
