@@ -95,7 +95,7 @@ class CapteoHuey(Huey):
                 return
             try:
                 storage.conn.ping()
-            except redis.exceptions.RedisError:
+            except Exception:  # whatever the failure, this thread goes on asking: it alone closes the breaker
                 continue
             with _refused_lock:
                 if self.storage is not storage:
