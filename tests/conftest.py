@@ -75,6 +75,22 @@ def server(tmp_path: Path):
 
 
 @pytest.fixture(scope="session")
+def tiny() -> Path:
+    """The tiny random speech and language models (built once, cached in tests/.model-cache)."""
+    from tests.support.tiny_models import tiny_models_dir
+
+    return tiny_models_dir()
+
+
+@pytest.fixture(scope="module")
+def recording(request, tmp_path_factory) -> bytes:
+    """A French voicemail saying the test module's SAID, in the system's speech synthesizer's voice."""
+    from tests.support.audio import speak
+
+    return speak(request.module.SAID, "fr", tmp_path_factory.mktemp("rec") / "fr.wav").read_bytes()
+
+
+@pytest.fixture(scope="session")
 def keys() -> list[rsa.RSAPrivateKey]:
     """Cloudflare Access signing keys (tests/support/cloudflare.py serves and uses them)."""
     return [rsa.generate_private_key(public_exponent=65537, key_size=2048) for _ in range(3)]

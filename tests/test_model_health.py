@@ -17,7 +17,6 @@ from app import voicemail
 from app.voicemail import models
 from app.voicemail.engine import ModelEngine
 from tests.support.app import ROOT, write_config
-from tests.support.audio import speak
 from tests.support.people import phone_shop, signed_in
 from tests.support.tiny_models import (
     FAST,
@@ -27,15 +26,7 @@ from tests.support.tiny_models import (
     tiny_models_dir,
 )
 
-
-@pytest.fixture(scope="module")
-def tiny():
-    return tiny_models_dir()
-
-
-@pytest.fixture(scope="module")
-def recording(tmp_path_factory):
-    return speak("Bonjour, c'est Luc, rappelez-moi.", "fr", tmp_path_factory.mktemp("rec") / "fr.wav").read_bytes()
+SAID = "Bonjour, c'est Luc, rappelez-moi."  # the `recording` fixture's words (conftest)
 
 
 @pytest.fixture(autouse=True)

@@ -25,9 +25,8 @@ from app.voicemail import models, service
 from app.voicemail.engine import ModelEngine
 from app.voicemail.service import RemoteEngine, ServiceError
 from tests.support.app import ROOT, ServerProcess, free_port, write_config
-from tests.support.audio import speak
 from tests.support.people import PBX_TOKEN, make_business, phone_shop
-from tests.support.tiny_models import FAST, install_models, tiny_models_dir
+from tests.support.tiny_models import FAST, install_models
 
 TOKEN = "models-service-test-token-0123456789"
 MAX_BYTES = 1_000_000  # the service's [voicemail] max_bytes here
@@ -87,16 +86,6 @@ class ModelsService:
 
     def served(self) -> dict[str, int]:
         return self.get("/v1/health").json()["served"]
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    return tiny_models_dir()
-
-
-@pytest.fixture(scope="module")
-def recording(tmp_path_factory):
-    return speak(SAID, "fr", tmp_path_factory.mktemp("rec") / "fr.wav").read_bytes()
 
 
 @pytest.fixture(scope="module")

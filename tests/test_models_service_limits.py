@@ -23,7 +23,6 @@ from app import voicemail
 from app.chat import assistant
 from app.voicemail import models, service
 from app.voicemail.service import MAX_ANSWER_BYTES, RemoteEngine, ServiceError
-from tests.support.audio import speak
 from tests.support.people import make_business
 from tests.support.tiny_models import FAST, install_models, tiny_models_dir
 
@@ -104,11 +103,6 @@ def no_remembered_health():
     yield
     service.forget()
     models.forget()
-
-
-@pytest.fixture(scope="module")
-def recording(tmp_path_factory):
-    return speak(SAID, "fr", tmp_path_factory.mktemp("rec") / "fr.wav").read_bytes()
 
 
 def web_box(config, url: str):

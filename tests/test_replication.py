@@ -15,6 +15,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -192,22 +194,36 @@ def test_lag_counts_what_the_replica_lacks_and_what_litestream_has_not_seen(tmp_
 # --- (b, d, f, 4) a file replica: load, erasure, lag, loss of the box, restore ------------------
 
 
-def _writer(db: Database, bid: int, stop: threading.Event, acknowledged: list, failures: list, tag: str,
-            slowest: list | None = None):
-    i = 0
-    while not stop.is_set():
-        t0 = time.monotonic()
-        try:
-            with db.write() as conn:
-                lead = leads.create(conn, business_id=bid, channel="web", actor="test:writer",
-                                    first_name=f"{tag}{i}", phone=f"+1514555{i % 10000:04d}", need=f"{tag} need {i}")
-            acknowledged.append(lead["id"])
-        except apsw.BusyError:
-            failures.append(i)
-        if slowest is not None:
-            slowest.append(max(slowest.pop() if slowest else 0.0, time.monotonic() - t0))
-        i += 1
-        time.sleep(0.002)
+@contextmanager
+def _writing(db: Database, bid: int, tag: str, failures: list, slowest: list | None = None) -> Iterator[list[int]]:
+    """A writer thread creating leads ("<tag><i>") for as long as the block runs; yields the
+    ids it was acknowledged, as they come. BusyErrors go to `failures`, the slowest write's
+    seconds to `slowest[0]`."""
+    stop, acknowledged = threading.Event(), []
+
+    def write() -> None:
+        i = 0
+        while not stop.is_set():
+            t0 = time.monotonic()
+            try:
+                with db.write() as conn:
+                    lead = leads.create(conn, business_id=bid, channel="web", actor="test:writer", first_name=f"{tag}{i}",
+                                        phone=f"+1514555{i % 10000:04d}", need=f"{tag} need {i}")
+                acknowledged.append(lead["id"])
+            except apsw.BusyError:
+                failures.append(i)
+            if slowest is not None:
+                slowest.append(max(slowest.pop() if slowest else 0.0, time.monotonic() - t0))
+            i += 1
+            time.sleep(0.002)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        yield acknowledged
+    finally:
+        stop.set()
+        writer.join()
 
 
 def _write(config, bid: int, n: int, tag: str) -> list[int]:
@@ -292,10 +308,7 @@ def test_litestream_killed_twice_under_load_then_the_box_lost_every_acknowledged
         _wait(lambda: _litestream_pids(litestream_yml), 10, "litestream running")
         db = Database(config.db_path)
         bid, _ = make_business(db, "plomberie", "Plomberie")
-        stop, acked, failed = threading.Event(), [], []
-        writer = threading.Thread(target=_writer, args=(db, bid, stop, acked, failed, "A"))
-        writer.start()
-        try:
+        with _writing(db, bid, "A", []) as acked:
             for kill in range(2):
                 time.sleep(1.0)
                 eraser = None
@@ -312,9 +325,6 @@ def test_litestream_killed_twice_under_load_then_the_box_lost_every_acknowledged
                 if eraser is not None:
                     eraser.join(30)
             time.sleep(1.0)
-        finally:
-            stop.set()
-            writer.join()
         _synced(config)
         db.close()
     finally:
@@ -341,29 +351,22 @@ def test_a_lost_box_comes_back_from_a_file_replica_with_every_acknowledged_row(t
         db = Database(config.db_path)
         bid, _ = make_business(db, "plomberie", "Plomberie")
         # Batch A under load.
-        stop, acked, failed, slowest = threading.Event(), [], [], []
-        writer = threading.Thread(target=_writer, args=(db, bid, stop, acked, failed, "A", slowest))
-        writer.start()
-        time.sleep(1.0)
-        # An erasure while the writer writes: the app's own TRUNCATE checkpoint, Litestream holding its read lock.
-        victim = acked[5]
-        t0 = time.monotonic()
-        retention.erase_person(db, config, bid, [victim], actor="test:erasure")
-        erase_seconds = time.monotonic() - t0
-        time.sleep(0.3)
-        stop.set()
-        writer.join()
-        batch_a = list(acked)
+        failed: list[int] = []
+        slowest: list[float] = []
+        with _writing(db, bid, "A", failed, slowest) as batch_a:
+            time.sleep(1.0)
+            # An erasure while the writer writes: the app's own TRUNCATE checkpoint, Litestream holding its read lock.
+            victim = batch_a[5]
+            t0 = time.monotonic()
+            retention.erase_person(db, config, bid, [victim], actor="test:erasure")
+            erase_seconds = time.monotonic() - t0
+            time.sleep(0.3)
         sync_a = _synced(config)
         moment = datetime.now(UTC)
         time.sleep(1.1)
         # Batch B, after the moment.
-        stop, acked_b = threading.Event(), []
-        writer = threading.Thread(target=_writer, args=(db, bid, stop, acked_b, failed, "B"))
-        writer.start()
-        time.sleep(0.5)
-        stop.set()
-        writer.join()
+        with _writing(db, bid, "B", failed) as acked_b:
+            time.sleep(0.5)
         sync_b = _synced(config)
         # (f) the gauge, from the real server (loopback: no token needed).
         def gauge():
@@ -476,12 +479,8 @@ def test_a_lost_box_comes_back_from_s3_and_check_fails_when_the_replica_is_unrea
     try:
         db = Database(config.db_path)
         bid, _ = make_business(db, "chauffage", "Chauffage")
-        stop, acked, failed = threading.Event(), [], []
-        writer = threading.Thread(target=_writer, args=(db, bid, stop, acked, failed, "S"))
-        writer.start()
-        time.sleep(0.8)
-        stop.set()
-        writer.join()
+        with _writing(db, bid, "S", []) as acked:
+            time.sleep(0.8)
         sync = _synced(config)
         db.close()
     finally:
@@ -554,16 +553,13 @@ def test_the_erasure_checkpoint_truncates_the_wal_while_litestream_runs(tmp_path
         with db.write() as conn:
             retention.anonymize(conn, cfg, db.one("SELECT * FROM leads WHERE id = ?", (victim["id"],)),
                                 actor="test:erasure", reason="erasure")
-        stop, acked, failed, slowest = threading.Event(), [], [], []
-        writer = threading.Thread(target=_writer, args=(Database(cfg.db_path), bid, stop, acked, failed, "W", slowest))
-        writer.start()
-        time.sleep(0.3)
-        t0 = time.monotonic()
-        assert replication.truncate_wal(cfg, db) is True, "the WAL was not truncated"
-        paused = time.monotonic() - t0
-        time.sleep(0.3)
-        stop.set()
-        writer.join()
+        failed, slowest = [], []
+        with _writing(Database(cfg.db_path), bid, "W", failed, slowest) as acked:
+            time.sleep(0.3)
+            t0 = time.monotonic()
+            assert replication.truncate_wal(cfg, db) is True, "the WAL was not truncated"
+            paused = time.monotonic() - t0
+            time.sleep(0.3)
         assert not failed and slowest[0] < 3, (failed, slowest)
         for path in (cfg.db_path, wal):
             assert b"Zorglubine" not in path.read_bytes(), f"the erased name is still in {path.name}"

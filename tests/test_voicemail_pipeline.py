@@ -19,22 +19,11 @@ from app.extraction import grounding, rules
 from app.voicemail import models as model_pull
 from app.voicemail.engine import ModelEngine, drop_hallucinations
 from tests.support.app import ROOT, ServerProcess
-from tests.support.audio import speak
 from tests.support.fake_hf_hub import COMMIT, FakeHfHub
 from tests.support.people import make_business
-from tests.support.tiny_models import FAST, install_models, tiny_models_dir
+from tests.support.tiny_models import FAST, install_models
 
 SAID = "Bonjour, c'est Hélène Côté. Mon numéro c'est le 514 555 0101. J'ai un dégât d'eau dans le sous-sol."
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    return tiny_models_dir()
-
-
-@pytest.fixture(scope="module")
-def recording(tmp_path_factory):
-    return speak(SAID, "fr", tmp_path_factory.mktemp("rec") / "fr.wav").read_bytes()
 
 
 def fast_config(config):
